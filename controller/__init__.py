@@ -1,0 +1,1 @@
+"""Supervisory controller for digital-boiler plants."""

@@ -1,0 +1,1 @@
+"""Simulated digital-boiler plant: physics model and simulated field devices."""
