@@ -1,0 +1,360 @@
+"""Site configuration (sites/*.yaml): the plant, its devices and the loads it serves.
+
+The same file drives the controller (devices, setpoints) and the simulator (physical parameters).
+Quantities carry units (see units.py). Cross-references (device → map, caisson → devices, caisson
+→ type) are checked by the loader, which knows where the maps live and can name lines.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from controller.config.maps import FieldError, StrictModel
+from controller.config.units import (
+    Area,
+    Duration,
+    Energy,
+    Fraction,
+    HeatCapacity,
+    Length,
+    Power,
+    Temperature,
+    TemperatureDifference,
+    ThermalConductance,
+    ThermalResistance,
+    Volume,
+    VolumeFlow,
+)
+
+ID_PATTERN = r"^[a-z][a-z0-9_-]*$"
+ENDPOINT_PATTERN = r"^opc\.tcp://[^\s]+$"
+Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class SiteKind(StrEnum):
+    RESIDENTIAL = "residential"
+    POOL = "pool"
+    WAREHOUSE = "warehouse"
+
+
+class SiteInfo(StrictModel):
+    name: str
+    kind: SiteKind
+    timezone: str = "UTC"
+
+
+# ---------------------------------------------------------------- devices
+
+
+class ModbusDevice(StrictModel):
+    id: Identifier
+    protocol: Literal["modbus"]
+    map: str
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    unit_id: Annotated[int, Field(ge=0, le=255)] = 1
+    timeout: Duration = 1.0
+    max_connections: Annotated[int, Field(ge=1, le=16)] = 1
+    request_gap: Duration = 0.0
+    max_registers_per_read: Annotated[int, Field(ge=1, le=125)] | None = None  # None: the map's
+
+
+class SecurityMode(StrEnum):
+    SIGN = "Sign"
+    SIGN_AND_ENCRYPT = "SignAndEncrypt"
+
+
+class OpcUaSecurity(StrictModel):
+    policy: Literal["Basic256Sha256"] = "Basic256Sha256"
+    mode: SecurityMode = SecurityMode.SIGN_AND_ENCRYPT
+    certificate: str  # client certificate (PEM or DER) path, relative to the site file
+    private_key: str
+    server_certificate: str  # the trusted server certificate
+
+
+class OpcUaDevice(StrictModel):
+    id: Identifier
+    protocol: Literal["opcua"]
+    map: str
+    endpoint: Annotated[str, Field(pattern=ENDPOINT_PATTERN)]
+    timeout: Duration = 2.0
+    security: OpcUaSecurity | None = None
+
+
+Device = Annotated[ModbusDevice | OpcUaDevice, Field(discriminator="protocol")]
+
+
+# ---------------------------------------------------------------- caissons
+
+
+class Chips(StrictModel):
+    count: Annotated[int, Field(ge=1)]
+    thermal_resistance: ThermalResistance  # chip to local water, per chip
+    throttle: Temperature = 90.0  # chips throttle to stay at or below this
+    leakage: Fraction = 0.02  # extra power per 10 K of chip temperature above 60 degC
+
+
+class Pump(StrictModel):
+    max_flow: VolumeFlow  # at 100 % speed (flow ∝ speed)
+    min_speed: Fraction = 0.3  # the drive never runs slower while running
+    power: Power  # electrical power at 100 % speed (∝ speed³)
+
+
+class CaissonPlc(StrictModel):
+    """The caisson PLC's own safety logic: what it does with or without a supervisor."""
+
+    safe_pump_speed: Fraction = 0.9
+    safe_cap: Power
+    low_flow: VolumeFlow  # trip below this flow...
+    low_flow_delay: Duration = 8.0  # ...sustained this long
+    overtemp_warn: Temperature = 72.0
+    overtemp_trip: Temperature = 78.0
+    trip_reset_delay: Duration = 120.0  # a trip clears this long after its cause has gone
+    lease_timeout: Duration = 10.0  # heartbeat silence before local safe mode
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.overtemp_warn >= self.overtemp_trip:
+            raise FieldError("overtemp_warn must be below overtemp_trip", ("overtemp_warn",))
+        return self
+
+
+class CaissonType(StrictModel):
+    it_power: Power  # nominal IT power
+    heat_capture: Fraction = 0.94  # share of IT power leaving in the water
+    thermal_capacity: HeatCapacity
+    chips: Chips
+    pump: Pump
+    plc: CaissonPlc
+
+    @model_validator(mode="after")
+    def _pump_can_run_above_low_flow(self) -> Self:
+        if self.pump.min_speed * self.pump.max_flow <= self.plc.low_flow:
+            raise FieldError(
+                "plc.low_flow must be below the flow at the pump's minimum speed, "
+                "or the PLC trips whenever the pump runs slowly",
+                ("plc", "low_flow"),
+            )
+        if self.plc.safe_cap > self.it_power:
+            raise FieldError("plc.safe_cap exceeds it_power", ("plc", "safe_cap"))
+        return self
+
+
+class Pipe(StrictModel):
+    length: Length
+    inner_diameter: Length
+
+    @property
+    def volume(self) -> float:
+        """m³."""
+        return 3.141592653589793 / 4 * self.inner_diameter**2 * self.length
+
+
+class CaissonPipes(StrictModel):
+    supply: Pipe  # caisson outlet → buffer tank
+    ret: Pipe = Field(alias="return")  # buffer tank → caisson inlet
+
+
+class Caisson(StrictModel):
+    id: Identifier
+    type: str  # a key of caisson_types
+    skid: str  # a Modbus device id (caisson skid map)
+    compute: str  # an OPC-UA device id (compute manager map)
+    pipes: CaissonPipes
+
+
+# ---------------------------------------------------------------- plant
+
+
+class BufferTank(StrictModel):
+    volume: Volume
+    layers: Annotated[int, Field(ge=4, le=50)] = 6
+    loss_coefficient: ThermalConductance = 4.0  # UA to the plant room
+    initial_temperature: Temperature = 55.0
+
+
+class HeatExchanger(StrictModel):
+    approach: TemperatureDifference = 3.0
+    max_power: Power
+
+
+class DryCooler(StrictModel):
+    capacity: Power  # at design_difference between water and outdoor air, full fan
+    design_difference: TemperatureDifference = 30.0
+    fan_power: Power
+    return_limit: Temperature = 55.0  # the plant PLC cools the caissons' return above this
+
+
+class BackupBoiler(StrictModel):
+    fuel: Literal["gas", "oil", "district-heat", "electric"] = "gas"
+    capacity: Power
+
+
+class Plant(StrictModel):
+    skid: str  # Modbus device id (plant skid map)
+    heat_meter: str  # Modbus device id (heat meter map)
+    room_temperature: Temperature = 20.0  # plant room, for tank losses
+    buffer_tank: BufferTank
+    heat_exchanger: HeatExchanger
+    dry_cooler: DryCooler
+    backup_boiler: BackupBoiler
+
+
+# ---------------------------------------------------------------- loads
+
+
+class SpaceHeating(StrictModel):
+    """Radiator heating on a heating curve (EN 442 characteristic)."""
+
+    design_load: Power
+    design_outdoor: Temperature = -10.0
+    room: Temperature = 20.0
+    heating_limit: Temperature = 12.0  # no load above this outdoor temperature
+    design_supply: Temperature = 70.0
+    design_return: Temperature = 55.0
+    radiator_exponent: float = 1.3
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.design_outdoor < self.heating_limit <= self.room:
+            raise FieldError("need design_outdoor < heating_limit <= room", ("heating_limit",))
+        if not self.room < self.design_return < self.design_supply:
+            raise FieldError("need room < design_return < design_supply", ("design_return",))
+        return self
+
+
+class HotWaterProfile(StrEnum):
+    RESIDENTIAL = "residential"  # morning and evening peaks
+    POOL = "pool"  # showers through opening hours
+    FLAT = "flat"
+
+
+class HotWater(StrictModel):
+    daily_energy: Energy
+    profile: HotWaterProfile = HotWaterProfile.RESIDENTIAL
+    supply_min: Temperature = 60.0  # anti-legionella storage temperature
+    return_temperature: Temperature = 35.0
+
+    @model_validator(mode="after")
+    def _return_below_supply(self) -> Self:
+        if self.return_temperature >= self.supply_min:
+            raise FieldError("must be below supply_min", ("return_temperature",))
+        return self
+
+
+HourOfDay = Annotated[int, Field(ge=0, le=24)]
+
+
+class Pool(StrictModel):
+    basin_volume: Volume
+    surface: Area
+    target: Temperature = 28.0
+    hall_air: Temperature = 30.0
+    evaporation_loss: Power  # at target, uncovered
+    cover_factor: Fraction = 0.3  # share of the loss left under the night cover
+    open_hours: tuple[HourOfDay, HourOfDay] = (7, 21)  # opening and closing hour
+    makeup_water: Temperature = 12.0
+    makeup_daily: Volume  # fresh water to replace evaporation and backwash
+    heat_exchanger_capacity: Power
+    supply: Temperature = 50.0  # needed primary supply temperature
+    return_temperature: Temperature = 35.0
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> Self:
+        if self.open_hours[0] >= self.open_hours[1]:
+            raise FieldError("open_hours: the opening hour must come first", ("open_hours",))
+        return self
+
+    @model_validator(mode="after")
+    def _return_below_supply(self) -> Self:
+        if self.return_temperature >= self.supply:
+            raise FieldError("must be below supply", ("return_temperature",))
+        return self
+
+
+class Occupancy(StrictModel):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]]
+    start_hour: Annotated[int, Field(ge=0, le=23)]
+    end_hour: Annotated[int, Field(ge=1, le=24)]
+
+    @model_validator(mode="after")
+    def _starts_before_end(self) -> Self:
+        if self.start_hour >= self.end_hour:
+            raise FieldError("start_hour must be before end_hour", ("start_hour",))
+        return self
+
+
+class Warehouse(StrictModel):
+    """Air heaters on a low setpoint with weekly occupancy."""
+
+    design_load: Power  # at design_outdoor while occupied
+    design_outdoor: Temperature = -10.0
+    occupied_setpoint: Temperature = 16.0
+    unoccupied_setpoint: Temperature = 10.0
+    internal_gains: TemperatureDifference = 4.0  # lights, people, refrigeration waste heat
+    occupancy: Occupancy
+    design_supply: Temperature = 55.0
+    design_return: Temperature = 40.0
+
+
+class Loads(StrictModel):
+    space_heating: SpaceHeating | None = None
+    hot_water: HotWater | None = None
+    pool: Pool | None = None
+    warehouse: Warehouse | None = None
+
+
+class Climate(StrictModel):
+    """Outdoor temperature profile parameters of the site's location."""
+
+    annual_mean: Temperature
+    seasonal_amplitude: TemperatureDifference
+    daily_amplitude: TemperatureDifference
+    coldest_day: Annotated[int, Field(ge=1, le=366)] = 15  # day of year
+
+
+class Setpoints(StrictModel):
+    outlet: Temperature = 65.0
+    supply_low: Temperature = 60.0
+    supply_high: Temperature = 70.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.supply_low < self.outlet < self.supply_high:
+            raise FieldError("need supply_low < outlet < supply_high", ("outlet",))
+        return self
+
+
+class SiteConfig(StrictModel):
+    site: SiteInfo
+    maps_dir: str = "../plc_maps"  # relative to the site file
+    devices: list[Device]
+    caisson_types: dict[Identifier, CaissonType]
+    caissons: Annotated[list[Caisson], Field(min_length=1)]
+    plant: Plant
+    loads: Loads
+    climate: Climate
+    setpoints: Setpoints = Setpoints()
+
+    @model_validator(mode="after")
+    def _loads_fit_kind(self) -> Self:
+        required = {
+            SiteKind.RESIDENTIAL: "space_heating",
+            SiteKind.POOL: "pool",
+            SiteKind.WAREHOUSE: "warehouse",
+        }[self.site.kind]
+        if getattr(self.loads, required) is None:
+            raise FieldError(f"a {self.site.kind} site needs loads.{required}", ("loads",))
+        return self
+
+    def device(self, device_id: str) -> ModbusDevice | OpcUaDevice:
+        for device in self.devices:
+            if device.id == device_id:
+                return device
+        raise KeyError(device_id)
+
+    def caisson_type(self, caisson: Caisson) -> CaissonType:
+        return self.caisson_types[caisson.type]
