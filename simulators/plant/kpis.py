@@ -1,0 +1,73 @@
+"""Ground-truth KPIs of a simulated run, accumulated from the model's true (not measured) values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+J_PER_KWH = 3.6e6
+
+
+@dataclass
+class EnergyTotals:
+    """Joules since the start of the run (heat and electricity), plus band and safety figures."""
+
+    it: float = 0.0
+    pumps: float = 0.0
+    fans: float = 0.0
+    reused: float = 0.0  # caisson heat delivered to the site through the heat exchanger
+    backup: float = 0.0
+    dumped: float = 0.0  # rejected by the dry cooler
+    demand: float = 0.0
+    unmet: float = 0.0
+    room_losses: float = 0.0  # IT power not captured in the water
+    tank_losses: float = 0.0
+    seconds: float = 0.0
+    seconds_out_of_band: float = 0.0
+    kelvin_seconds_out_of_band: float = 0.0
+    min_chip_margin: float = float("inf")
+
+
+@dataclass(frozen=True)
+class PlantKpis:
+    duration_h: float
+    heat_delivered_kwh: float  # to the site: reused + backup
+    heat_reused_kwh: float
+    heat_dumped_kwh: float
+    backup_heat_kwh: float
+    it_energy_kwh: float
+    pump_energy_kwh: float
+    fan_energy_kwh: float
+    heat_demand_kwh: float
+    unmet_demand_kwh: float
+    erf: float
+    pue: float
+    ere: float
+    hours_out_of_band: float
+    discomfort_kh: float  # K·h of supply temperature outside its band
+    min_chip_margin_k: float
+    plc_trips: int
+
+    @classmethod
+    def from_totals(cls, totals: EnergyTotals, plc_trips: int) -> PlantKpis:
+        electricity = totals.it + totals.pumps + totals.fans
+        erf = totals.reused / electricity if electricity > 0 else 0.0
+        pue = electricity / totals.it if totals.it > 0 else float("nan")
+        return cls(
+            duration_h=totals.seconds / 3600,
+            heat_delivered_kwh=(totals.reused + totals.backup) / J_PER_KWH,
+            heat_reused_kwh=totals.reused / J_PER_KWH,
+            heat_dumped_kwh=totals.dumped / J_PER_KWH,
+            backup_heat_kwh=totals.backup / J_PER_KWH,
+            it_energy_kwh=totals.it / J_PER_KWH,
+            pump_energy_kwh=totals.pumps / J_PER_KWH,
+            fan_energy_kwh=totals.fans / J_PER_KWH,
+            heat_demand_kwh=totals.demand / J_PER_KWH,
+            unmet_demand_kwh=totals.unmet / J_PER_KWH,
+            erf=erf,
+            pue=pue,
+            ere=(1 - erf) * pue,
+            hours_out_of_band=totals.seconds_out_of_band / 3600,
+            discomfort_kh=totals.kelvin_seconds_out_of_band / 3600,
+            min_chip_margin_k=totals.min_chip_margin,
+            plc_trips=plc_trips,
+        )

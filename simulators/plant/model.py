@@ -1,0 +1,308 @@
+"""The plant: caissons, pumps, pipes, buffer tank, heat exchanger, loads, dry cooler, backup boiler.
+
+One call of `step()` advances everything by `dt` with an explicit scheme on start-of-step values.
+Every heat flow is booked once, on both sides, so the energy balance closes to rounding (see
+`stored_heat()` and the energy-balance test). Per-caisson state lives in numpy arrays stepped by
+compiled loops (caissons.py, plc.py, pipes.py); the plant side is scalar. SI units throughout
+(W, J, m³, m³/s, s, °C).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from controller.config.site import SiteConfig
+from simulators.plant.caissons import Param, caisson_tables, drive_caissons, heat_caissons
+from simulators.plant.kpis import EnergyTotals, PlantKpis
+from simulators.plant.loads import LoadSeries, PoolBasin
+from simulators.plant.pipes import PlugFlowPipes
+from simulators.plant.plc import CaissonPlcs, SupervisorCommands
+from simulators.plant.sensors import FaultKind, Sensor, SensorFaults
+from simulators.plant.tank import StratifiedTank
+from simulators.plant.water import VOLUMETRIC_HEAT
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Drivers:
+    """Exogenous inputs of a run, one row per step."""
+
+    outdoor: FloatArray  # °C
+    compute_demand: FloatArray  # (steps, caissons): share of nominal IT power jobs could use
+    loads: LoadSeries
+    pool_open: BoolArray | None
+
+    @property
+    def steps(self) -> int:
+        return len(self.outdoor)
+
+
+@dataclass
+class PlantCommands:
+    """Supervisor writes to the plant skid; with none, its PLC runs the dry cooler locally."""
+
+    dry_cooler_valve: float = 0.0
+    dry_cooler_fan: float = 0.0
+    dry_cooler_renewed_at: float = -np.inf
+    dry_cooler_lease: float = 30.0
+    backup_enable: bool = True
+
+
+@dataclass
+class SiteFlows:
+    """The plant side of the last step (W, °C, m³/s)."""
+
+    supply_header: float  # mixed caisson supply entering the tank
+    return_header: float  # tank bottom after the dry cooler, to the caissons
+    heat_exchanged: float = 0.0
+    backup_heat: float = 0.0
+    dumped_heat: float = 0.0
+    demand: float = 0.0
+    building_supply: float = 0.0
+    building_return: float = 0.0
+    building_flow: float = 0.0
+    dry_cooler_valve: float = 0.0
+    dry_cooler_fan: float = 0.0
+
+
+class PlantModel:
+    def __init__(self, site: SiteConfig, drivers: Drivers, dt: float = 1.0) -> None:
+        self.site = site
+        self.drivers = drivers
+        self.dt = dt
+        self.ids = [c.id for c in site.caissons]
+        self.params, limits = caisson_tables(site)
+        count = len(self.ids)
+        plant = site.plant
+        tank = plant.buffer_tank
+        start = tank.initial_temperature
+        self.tank = StratifiedTank(
+            tank.volume, tank.layers, tank.loss_coefficient, plant.room_temperature, start, dt
+        )
+        # Pipes 0..n-1 bring the return to each caisson, n..2n-1 take its supply to the tank.
+        volumes = [c.pipes.ret.volume for c in site.caissons] + [
+            c.pipes.supply.volume for c in site.caissons
+        ]
+        self.pipes = PlugFlowPipes(np.array(volumes), np.full(2 * count, start))
+        self._pipe_inlet = np.empty(2 * count)
+        self._pipe_moved = np.empty(2 * count)
+        self.pool = (
+            PoolBasin(site.loads.pool, drivers.pool_open)
+            if site.loads.pool is not None and drivers.pool_open is not None
+            else None
+        )
+        self.commands = SupervisorCommands.absent(count)
+        self.plant_commands = PlantCommands()
+        self.plcs = CaissonPlcs(limits)
+        self.sensors = SensorFaults(count)
+        # The plant starts warm and circulating at the PLCs' safe speed.
+        self.step_index = 0
+        self.water = np.full(count, start)  # caisson water = outlet temperature
+        self.inlet = np.full(count, start)
+        self.pump_speed = self.plcs.limits[0].copy()
+        self.flow = self.pump_speed * self.params[Param.MAX_FLOW]
+        self.pump_power = np.zeros(count)
+        self.it_power = np.zeros(count)
+        self.chip_temp = np.full(count, start)
+        self.throttling = np.zeros(count, dtype=bool)
+        self.leak = np.zeros(count, dtype=bool)
+        self.pump_fault = np.zeros(count, dtype=bool)  # the drive tripped and says so
+        self.pump_seized = np.zeros(count, dtype=bool)  # no flow, and no fault signal
+        self.flows = SiteFlows(supply_header=start, return_header=start)
+        self.totals = EnergyTotals()
+
+    @property
+    def time(self) -> float:
+        """Seconds since the start of the run."""
+        return self.step_index * self.dt
+
+    # ------------------------------------------------------------------ events
+
+    def trip_pump(self, caisson: int, faulted: bool = True) -> None:
+        """The drive trips: the pump stops and the drive's fault bit tells the PLC."""
+        self.pump_fault[caisson] = faulted
+
+    def seize_pump(self, caisson: int, seized: bool = True) -> None:
+        """The pump stops with no fault signal (a seized impeller, a broken coupling): the PLC can
+        only tell from the flow."""
+        self.pump_seized[caisson] = seized
+
+    def set_leak(self, caisson: int, leaking: bool = True) -> None:
+        self.leak[caisson] = leaking
+
+    def fault_sensor(
+        self, sensor: Sensor, caisson: int, kind: FaultKind, rate: float = 0.0
+    ) -> None:
+        truth = {Sensor.INLET: self.inlet, Sensor.OUTLET: self.water, Sensor.FLOW: self.flow}
+        self.sensors.inject(sensor, caisson, kind, self.time, float(truth[sensor][caisson]), rate)
+
+    def drain_and_refill_pool(self) -> None:
+        if self.pool is None:
+            raise ValueError(f"site {self.site.site.name!r} has no pool")
+        self.pool.drain_and_refill()
+
+    # ------------------------------------------------------------------ physics
+
+    def stored_heat(self) -> float:
+        """Heat held in caissons, pipes and tank (J above 0 °C): the energy balance's stock."""
+        caissons = float(np.dot(self.params[Param.CAPACITY], self.water))
+        pipes = float(VOLUMETRIC_HEAT * self.pipes.stored().sum())
+        return caissons + pipes + self.tank.stored()
+
+    def step(self) -> None:
+        k, now, dt = self.step_index, self.time, self.dt
+        outdoor = float(self.drivers.outdoor[k])
+        plcs = self.plcs
+        plcs.scan(
+            now, dt, self.commands,
+            self.sensors.read(Sensor.OUTLET, self.water, now),
+            self.sensors.read(Sensor.FLOW, self.flow, now),
+            self.leak, self.pump_fault,
+        )  # fmt: skip
+        source_flow, it_total, pump_total = drive_caissons(
+            self.params, dt, plcs.pump_speed, plcs.it_cap, plcs.compute_cap,
+            self.drivers.compute_demand[k], self.pump_fault | self.pump_seized, self.water,
+            self.pump_speed,
+            self.flow, self.pump_power, self.it_power, self.chip_temp, self.throttling,
+        )  # fmt: skip
+
+        # Dry cooler on the caissons' return; then the return and supply pipes in one pass.
+        bottom = self.tank.bottom
+        dumped, fan_power = self._dry_cooler(now, source_flow, bottom, outdoor)
+        return_header = bottom - dumped / (VOLUMETRIC_HEAT * source_flow) if dumped else bottom
+        count = len(self.ids)
+        inlet, moved = self._pipe_inlet, self._pipe_moved
+        inlet[:count] = return_header
+        inlet[count:] = self.water
+        moved[:count] = self.flow
+        moved[count:] = self.flow
+        moved *= dt
+        outflow = self.pipes.advance(inlet, moved)
+        self.inlet[:] = outflow[:count]
+        room = heat_caissons(
+            self.params, dt, self.water, self.inlet, self.flow, self.it_power, self.pump_power
+        )
+        supply = outflow[count:]
+        supply_header = float(self.flow @ supply) / source_flow if source_flow else self.tank.top
+
+        hx_flow, hx_return = self._serve_site(k)
+        self.tank.step(source_flow, supply_header, hx_flow, hx_return)
+        self.flows.supply_header, self.flows.return_header = supply_header, return_header
+        self._account(it_total, pump_total, fan_power, room, supply_header)
+        self.step_index += 1
+
+    def _dry_cooler(
+        self, now: float, flow: float, water: float, outdoor: float
+    ) -> tuple[float, float]:
+        """Heat rejected [W] and fan power [W]. The plant PLC's own thermostat opens the cooler
+        when the caissons' return passes its limit, whatever the supervisor asks."""
+        cooler = self.site.plant.dry_cooler
+        commands = self.plant_commands
+        local = min(max((water - cooler.return_limit) / 5.0, 0.0), 1.0)
+        leased = now - commands.dry_cooler_renewed_at < commands.dry_cooler_lease
+        valve = max(local, commands.dry_cooler_valve if leased else 0.0)
+        fan = max(local, commands.dry_cooler_fan if leased else 0.0)
+        self.flows.dry_cooler_valve, self.flows.dry_cooler_fan = valve, fan
+        fan_power = cooler.fan_power * fan**3
+        if valve <= 0.0 or flow <= 0.0 or water <= outdoor:
+            self.flows.dumped_heat = 0.0
+            return 0.0, fan_power
+        air_side = cooler.capacity * fan * (water - outdoor) / cooler.design_difference
+        water_side = valve * VOLUMETRIC_HEAT * flow * (water - outdoor)
+        self.flows.dumped_heat = min(air_side, water_side)
+        return self.flows.dumped_heat, fan_power
+
+    def _serve_site(self, k: int) -> tuple[float, float]:
+        """The heat exchanger's primary flow and return temperature (the tank's load circuit).
+
+        The building loop asks for its required supply temperature; the heat exchanger gives what
+        the tank top allows (approach, capacity), and the backup boiler lifts the rest.
+        """
+        loads, flows = self.drivers.loads, self.flows
+        required = float(loads.supply_required[k])
+        demand = float(loads.demand[k])
+        flow = float(loads.flow[k])
+        return_flow_temp = float(loads.return_flow_temperature[k])
+        pool_demand = 0.0
+        if self.pool is not None:
+            pool_demand = self.pool.demand(k)
+            pool_return = self.pool.config.return_temperature
+            pool_flow = pool_demand / (VOLUMETRIC_HEAT * (required - pool_return))
+            demand += pool_demand
+            flow += pool_flow
+            return_flow_temp += pool_flow * pool_return
+        hx = self.site.plant.heat_exchanger
+        top = self.tank.top
+        hx_heat = hx_flow = backup = 0.0
+        hx_return = top
+        if flow <= 0.0:
+            building_return = building_supply = top - hx.approach
+        else:
+            building_return = return_flow_temp / flow
+            capacity = VOLUMETRIC_HEAT * flow  # W/K of the building loop
+            after_hx = max(min(required, top - hx.approach), building_return)
+            hx_heat = min(capacity * (after_hx - building_return), hx.max_power)
+            if top - (building_return + hx.approach) < 0.5:
+                hx_heat = 0.0  # the tank is no warmer than the building's return
+            else:
+                hx_return = building_return + hx.approach
+                hx_flow = hx_heat / (VOLUMETRIC_HEAT * (top - hx_return))
+                if hx_flow > self.tank.max_flow:
+                    hx_flow = self.tank.max_flow
+                    hx_heat = hx_flow * VOLUMETRIC_HEAT * (top - hx_return)
+            after_hx = building_return + hx_heat / capacity
+            if self.plant_commands.backup_enable:
+                backup = min(
+                    max(capacity * (required - after_hx), 0.0),
+                    self.site.plant.backup_boiler.capacity,
+                )
+            building_supply = after_hx + backup / capacity
+        if self.pool is not None:
+            share = pool_demand / demand if demand > 0 else 0.0
+            self.pool.step((hx_heat + backup) * share, k, self.dt)
+        flows.heat_exchanged, flows.backup_heat, flows.demand = hx_heat, backup, demand
+        flows.building_supply, flows.building_return = building_supply, building_return
+        flows.building_flow = flow
+        return hx_flow, hx_return
+
+    def space_heating_supply(self) -> float | None:
+        """Supply temperature of the space-heating circuit in the last step: the heating curve,
+        mixed down from the plant's supply, or less when the plant cannot reach it."""
+        curve = self.drivers.loads.space_heating_supply
+        if curve is None or self.step_index == 0:
+            return None
+        return min(self.flows.building_supply, float(curve[self.step_index - 1]))
+
+    def _account(
+        self, it: float, pumps: float, fans: float, room: float, supply_header: float
+    ) -> None:
+        dt, t, f = self.dt, self.totals, self.flows
+        t.it += it * dt
+        t.pumps += pumps * dt
+        t.fans += fans * dt
+        t.reused += f.heat_exchanged * dt
+        t.backup += f.backup_heat * dt
+        t.dumped += f.dumped_heat * dt
+        t.demand += f.demand * dt
+        t.unmet += max(f.demand - f.heat_exchanged - f.backup_heat, 0.0) * dt
+        t.room_losses += room * dt
+        t.tank_losses += self.tank.losses * dt
+        t.seconds += dt
+        if it > 0.0:
+            setpoints = self.site.setpoints
+            outside = max(
+                setpoints.supply_low - supply_header, supply_header - setpoints.supply_high
+            )
+            if outside > 0.0:
+                t.seconds_out_of_band += dt
+                t.kelvin_seconds_out_of_band += outside * dt
+            margin = float((self.params[Param.THROTTLE] - self.chip_temp).min())
+            t.min_chip_margin = min(t.min_chip_margin, margin)
+
+    def kpis(self) -> PlantKpis:
+        return PlantKpis.from_totals(self.totals, self.plcs.trips)

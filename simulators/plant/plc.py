@@ -1,0 +1,231 @@
+"""The caisson PLCs' own logic: lease watchdog and local interlocks, one scan per caisson.
+
+This is what protects a caisson with or without a supervisor (DOMAIN.md, "Safety"). It sees the
+plant only through its sensors, so a stuck sensor fools it as it would a real PLC; a sensor at its
+fault sentinel (NaN here) counts as a trip condition: fail safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+
+class PlcMode(IntEnum):
+    LOCAL = 0  # since power-up, no supervisor has asked for remote control
+    REMOTE = 1  # following the supervisor's setpoints
+    LOCAL_SAFE = 2  # the supervisor's lease expired: safe speed and safe cap until asked again
+
+
+class Interlock(IntFlag):
+    """Bits of the PLC's interlock status word (the caisson skid map's `interlocks` register)."""
+
+    LOW_FLOW_TRIP = 1 << 0
+    OVERTEMP_WARN = 1 << 1
+    OVERTEMP_TRIP = 1 << 2
+    LEAK_TRIP = 1 << 3
+    PUMP_FAULT_TRIP = 1 << 4
+    LOCAL_SAFE = 1 << 5
+
+
+TRIPS = int(
+    Interlock.LOW_FLOW_TRIP | Interlock.OVERTEMP_TRIP | Interlock.LEAK_TRIP
+    | Interlock.PUMP_FAULT_TRIP
+)  # fmt: skip
+_LOW_FLOW, _WARN, _HOT = (
+    int(Interlock.LOW_FLOW_TRIP),
+    int(Interlock.OVERTEMP_WARN),
+    int(Interlock.OVERTEMP_TRIP),
+)
+_LEAK, _PUMP, _SAFE = (
+    int(Interlock.LEAK_TRIP),
+    int(Interlock.PUMP_FAULT_TRIP),
+    int(Interlock.LOCAL_SAFE),
+)
+_REMOTE, _LOCAL_SAFE = int(PlcMode.REMOTE), int(PlcMode.LOCAL_SAFE)
+
+
+class Limit(IntEnum):
+    """Rows of the PLC parameter table (SI units), one column per caisson."""
+
+    SAFE_SPEED = 0
+    SAFE_CAP = 1
+    MIN_SPEED = 2
+    LOW_FLOW = 3
+    LOW_FLOW_DELAY = 4
+    OVERTEMP_WARN = 5
+    OVERTEMP_TRIP = 6
+    TRIP_RESET_DELAY = 7
+    LEASE_TIMEOUT = 8
+    NOMINAL_POWER = 9
+
+
+@dataclass
+class SupervisorCommands:
+    """What a supervisor has written to the caisson PLCs and compute managers (SI units).
+
+    The *_at arrays hold the plant time of the last write; whoever writes (the simulated servers,
+    an in-process controller) stamps them. With nobody writing, every lease is expired and the
+    PLCs stay in local mode.
+    """
+
+    pump_speed: FloatArray
+    plc_cap: FloatArray  # W, the caisson PLC's IT power cap
+    compute_cap: FloatArray  # W, the compute manager's power cap
+    heartbeat: IntArray
+    heartbeat_changed_at: FloatArray
+    pump_speed_renewed_at: FloatArray
+    plc_cap_renewed_at: FloatArray
+    compute_cap_renewed_at: FloatArray
+    remote_request: BoolArray  # consumed by the PLC's next scan
+    trip_reset: BoolArray  # consumed by the PLC's next scan
+
+    @classmethod
+    def absent(cls, count: int) -> SupervisorCommands:
+        def never() -> FloatArray:
+            return np.full(count, -np.inf)
+
+        return cls(
+            pump_speed=np.zeros(count),
+            plc_cap=np.zeros(count),
+            compute_cap=np.zeros(count),
+            heartbeat=np.zeros(count, dtype=np.int64),
+            heartbeat_changed_at=never(),
+            pump_speed_renewed_at=never(),
+            plc_cap_renewed_at=never(),
+            compute_cap_renewed_at=never(),
+            remote_request=np.zeros(count, dtype=bool),
+            trip_reset=np.zeros(count, dtype=bool),
+        )
+
+    def write(
+        self,
+        caisson: int,
+        now: float,
+        *,
+        pump_speed: float | None = None,
+        plc_cap: float | None = None,
+        compute_cap: float | None = None,
+        heartbeat: int | None = None,
+    ) -> None:
+        """A supervisor's write at plant time `now`; a rewrite of a lease setpoint renews it."""
+        if pump_speed is not None:
+            self.pump_speed[caisson] = pump_speed
+            self.pump_speed_renewed_at[caisson] = now
+        if plc_cap is not None:
+            self.plc_cap[caisson] = plc_cap
+            self.plc_cap_renewed_at[caisson] = now
+        if compute_cap is not None:
+            self.compute_cap[caisson] = compute_cap
+            self.compute_cap_renewed_at[caisson] = now
+        if heartbeat is not None and heartbeat != self.heartbeat[caisson]:
+            self.heartbeat[caisson] = heartbeat
+            self.heartbeat_changed_at[caisson] = now
+
+
+class CaissonPlcs:
+    def __init__(self, limits: FloatArray) -> None:
+        """`limits`: rows per `Limit`, one column per caisson."""
+        count = limits.shape[1]
+        self.limits = limits
+        self.mode = np.full(count, PlcMode.LOCAL, dtype=np.int64)
+        self.interlocks = np.zeros(count, dtype=np.int64)  # Interlock bits
+        self.low_flow_for = np.zeros(count)  # s the flow has been below the limit
+        self.healthy_for = np.zeros(count)  # s since every trip cause went away
+        self.pump_speed = np.zeros(count)  # outputs of the last scan
+        self.it_cap = np.zeros(count)
+        self.compute_cap = np.zeros(count)
+        self.trips = 0  # caissons that went from healthy to tripped, over the run
+
+    def scan(
+        self,
+        now: float,
+        dt: float,
+        commands: SupervisorCommands,
+        outlet_reading: FloatArray,
+        flow_reading: FloatArray,
+        leak: BoolArray,
+        pump_fault: BoolArray,
+    ) -> None:
+        c = commands
+        self.trips += plc_scan(
+            now, dt, self.limits, self.mode, self.interlocks, self.low_flow_for, self.healthy_for,
+            c.pump_speed, c.plc_cap, c.compute_cap, c.heartbeat_changed_at,
+            c.pump_speed_renewed_at, c.plc_cap_renewed_at, c.compute_cap_renewed_at,
+            c.remote_request, c.trip_reset, outlet_reading, flow_reading, leak, pump_fault,
+            self.pump_speed, self.it_cap, self.compute_cap,
+        )  # fmt: skip
+
+
+@njit(cache=True)
+def plc_scan(
+    now, dt, limits, mode, interlocks, low_flow_for, healthy_for,
+    pump_cmd, cap_cmd, compute_cmd, heartbeat_at, pump_at, cap_at, compute_at,
+    remote_request, trip_reset, outlet, flow, leak, pump_fault,
+    out_speed, out_cap, out_compute_cap,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """One PLC scan of every caisson; returns how many caissons tripped in this scan."""
+    new_trips = 0
+    for i in range(len(mode)):
+        timeout = limits[Limit.LEASE_TIMEOUT, i]
+        alive = (
+            now - heartbeat_at[i] < timeout
+            and now - pump_at[i] < timeout
+            and now - cap_at[i] < timeout
+        )
+        if mode[i] == _REMOTE and not alive:
+            mode[i] = _LOCAL_SAFE
+        if remote_request[i] and alive:
+            mode[i] = _REMOTE
+        remote_request[i] = False
+
+        word = interlocks[i]
+        was_tripped = word & TRIPS
+        flow_low = not flow[i] >= limits[Limit.LOW_FLOW, i]  # NaN: a faulty sensor is low
+        low_flow_for[i] = low_flow_for[i] + dt if flow_low else 0.0
+        too_hot = not outlet[i] < limits[Limit.OVERTEMP_TRIP, i]  # NaN trips too
+        if low_flow_for[i] >= limits[Limit.LOW_FLOW_DELAY, i]:
+            word |= _LOW_FLOW
+        if too_hot:
+            word |= _HOT
+        if leak[i]:
+            word |= _LEAK
+        if pump_fault[i]:
+            word |= _PUMP
+        word = word | _WARN if not outlet[i] < limits[Limit.OVERTEMP_WARN, i] else word & ~_WARN
+        cause = flow_low or too_hot or leak[i] or pump_fault[i]
+        healthy_for[i] = 0.0 if cause else healthy_for[i] + dt
+        if healthy_for[i] >= limits[Limit.TRIP_RESET_DELAY, i] or (trip_reset[i] and not cause):
+            word &= ~TRIPS
+        trip_reset[i] = False
+        word = word | _SAFE if mode[i] == _LOCAL_SAFE else word & ~_SAFE
+        if word & TRIPS and not was_tripped:
+            new_trips += 1
+        interlocks[i] = word
+
+        nominal = limits[Limit.NOMINAL_POWER, i]
+        if mode[i] == _REMOTE:
+            # The PLC never runs the pump below its minimum speed: stopping it is the dangerous way.
+            speed = max(pump_cmd[i], limits[Limit.MIN_SPEED, i])
+            cap = min(cap_cmd[i], nominal)
+        else:
+            speed = limits[Limit.SAFE_SPEED, i]
+            cap = limits[Limit.SAFE_CAP, i]
+        if word & (_LOW_FLOW | _HOT):
+            speed = 1.0
+        if word & _LEAK:
+            speed = 0.0  # isolated: valves shut, pump off
+        if word & TRIPS:
+            cap = 0.0
+        out_speed[i] = speed
+        out_cap[i] = cap
+        out_compute_cap[i] = compute_cmd[i] if now - compute_at[i] < timeout else nominal
+    return new_trips

@@ -1,0 +1,57 @@
+"""Building blocks for tests that run the plant model in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from controller.config.loader import load_site
+from controller.config.site import SiteConfig
+from simulators.plant.model import PlantModel
+from simulators.run import ScenarioRun
+from simulators.scenario import Scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SITES = ROOT / "sites"
+
+
+def site_config(name: str, **updates: Any) -> SiteConfig:
+    """A bundled site, with top-level sections replaced by `updates` (already-built models)."""
+    config = load_site(SITES / f"{name}.yaml").config
+    return config.model_copy(update=updates) if updates else config
+
+
+def scenario_run(site: SiteConfig, **fields: Any) -> ScenarioRun:
+    spec: dict[str, Any] = {
+        "name": "test",
+        "site": "unused",
+        "start": "2026-01-15T00:00:00+01:00",
+        "duration": "1 h",
+        "weather": {"kind": "constant", "temperature": "0 degC"},
+    }
+    spec.update(fields)
+    return ScenarioRun(Scenario.model_validate(spec), site, ROOT)
+
+
+class RemoteSupervisor:
+    """Holds every caisson in remote mode at a fixed pump speed and cap, renewing its leases each
+    step the way the supervisory controller will."""
+
+    def __init__(self, model: PlantModel, pump_speed: float, cap: float) -> None:
+        self.model = model
+        self.pump_speed = pump_speed
+        self.cap = cap
+        self.beats = 0
+        model.commands.remote_request[:] = True
+
+    def step(self) -> None:
+        model = self.model
+        self.beats += 1
+        for i in range(len(model.ids)):
+            model.commands.write(
+                i, model.time, pump_speed=self.pump_speed, plc_cap=self.cap,
+                compute_cap=self.cap, heartbeat=self.beats,
+            )  # fmt: skip
+        if self.beats == 1:
+            model.commands.remote_request[:] = True
+        model.step()
