@@ -1,0 +1,166 @@
+"""Run a scenario in-process: build the exogenous inputs, schedule the events, step the plant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from controller.config.site import SiteConfig
+from simulators.plant.kpis import PlantKpis
+from simulators.plant.loads import Calendar, exogenous_loads
+from simulators.plant.model import Drivers, PlantModel
+from simulators.plant.sensors import FaultKind
+from simulators.plant.weather import csv_temperature, profile_temperature
+from simulators.scenario import (
+    ConstantWeather,
+    CsvWeather,
+    DemandStep,
+    DrainAndRefill,
+    Leak,
+    PumpTrip,
+    Scenario,
+    SensorDrift,
+    SensorFault,
+    SensorStuck,
+    WarmSpell,
+)
+
+Action = Callable[[PlantModel], None]
+
+
+def local_calendar(scenario: Scenario, timezone: str) -> Calendar:
+    """Local hour and weekday of every step (hourly UTC offsets, so DST changes are followed)."""
+    times = np.arange(scenario.steps) * scenario.step
+    hours = np.arange(int(times[-1] // 3600) + 1)
+    zone = ZoneInfo(timezone)
+    local_starts = [
+        (scenario.start + timedelta(hours=int(h))).astimezone(zone).replace(tzinfo=None)
+        for h in hours
+    ]
+    hour_index = (times // 3600).astype(np.int64)
+    start_hour = np.array([t.hour + t.minute / 60 for t in local_starts])
+    weekday = np.array([t.weekday() for t in local_starts], dtype=np.int64)
+    return Calendar(
+        hour=start_hour[hour_index] + (times % 3600) / 3600, weekday=weekday[hour_index]
+    )
+
+
+def build_drivers(scenario: Scenario, site: SiteConfig, base_dir: Path) -> Drivers:
+    steps, dt = scenario.steps, scenario.step
+    times = np.arange(steps, dtype=np.float64) * dt
+    weather = scenario.weather
+    if isinstance(weather, ConstantWeather):
+        outdoor = np.full(steps, weather.temperature)
+    elif isinstance(weather, CsvWeather):
+        outdoor = csv_temperature(base_dir / weather.file, scenario.start, times)
+    else:
+        outdoor = profile_temperature(site.climate, scenario.start, times, weather.seed)
+    demand = np.full((steps, len(site.caissons)), scenario.compute_demand.level)
+    caisson_index = {c.id: i for i, c in enumerate(site.caissons)}
+    for event in scenario.events:
+        first = _step_of(event.at, dt)
+        if isinstance(event, WarmSpell):
+            last = steps if event.duration is None else _step_of(event.at + event.duration, dt)
+            outdoor[first:last] += event.offset
+        elif isinstance(event, DemandStep):
+            columns = slice(None) if event.caisson is None else caisson_index[event.caisson]
+            demand[first:, columns] = event.level
+    calendar = local_calendar(scenario, site.site.timezone)
+    pool = site.loads.pool
+    pool_open = None
+    if pool is not None:
+        pool_open = (calendar.hour >= pool.open_hours[0]) & (calendar.hour < pool.open_hours[1])
+    loads = exogenous_loads(site.loads, outdoor, calendar, pool.supply if pool else None)
+    return Drivers(outdoor=outdoor, compute_demand=demand, loads=loads, pool_open=pool_open)
+
+
+def schedule_events(scenario: Scenario, site: SiteConfig) -> dict[int, list[Action]]:
+    """Plant events by the step they happen at (the weather and demand ones are in the drivers)."""
+    index = {c.id: i for i, c in enumerate(site.caissons)}
+    schedule: dict[int, list[Action]] = {}
+
+    def add(at: float, action: Action) -> None:
+        schedule.setdefault(_step_of(at, scenario.step), []).append(action)
+
+    for event in scenario.events:
+        match event:
+            case PumpTrip(caisson=name):
+                start, end = _switch(PlantModel.trip_pump, index[name])
+            case Leak(caisson=name):
+                start, end = _switch(PlantModel.set_leak, index[name])
+            case SensorStuck() | SensorFault() | SensorDrift():
+                start, end = _sensor_actions(event, index[event.caisson])
+            case DrainAndRefill():
+                add(event.at, lambda m: m.drain_and_refill_pool())
+                continue
+            case _:
+                continue
+        add(event.at, start)
+        if event.duration is not None and event.at + event.duration < scenario.duration:
+            add(event.at + event.duration, end)
+    return schedule
+
+
+def _switch(method: Callable[[PlantModel, int, bool], None], caisson: int) -> tuple[Action, Action]:
+    """Actions that turn a caisson's fault on, and off again."""
+
+    def start(model: PlantModel) -> None:
+        method(model, caisson, True)
+
+    def end(model: PlantModel) -> None:
+        method(model, caisson, False)
+
+    return start, end
+
+
+def _sensor_actions(
+    event: SensorStuck | SensorFault | SensorDrift, caisson: int
+) -> tuple[Action, Action]:
+    kind, rate = FaultKind.STUCK, 0.0
+    if isinstance(event, SensorFault):
+        kind = FaultKind.SENTINEL
+    elif isinstance(event, SensorDrift):
+        kind, rate = FaultKind.DRIFT, event.rate_per_hour / 3600.0
+    sensor = event.sensor
+
+    def start(model: PlantModel) -> None:
+        model.fault_sensor(sensor, caisson, kind, rate)
+
+    def end(model: PlantModel) -> None:
+        model.fault_sensor(sensor, caisson, FaultKind.NONE)
+
+    return start, end
+
+
+def _step_of(seconds: float, dt: float) -> int:
+    return round(seconds / dt)
+
+
+class ScenarioRun:
+    """A scenario's plant, ready to step; `run()` goes to the end and returns the KPIs."""
+
+    def __init__(self, scenario: Scenario, site: SiteConfig, base_dir: Path) -> None:
+        self.scenario = scenario
+        self.model = PlantModel(site, build_drivers(scenario, site, base_dir), scenario.step)
+        self.schedule = schedule_events(scenario, site)
+
+    def step(self) -> None:
+        for action in self.schedule.get(self.model.step_index, ()):
+            action(self.model)
+        self.model.step()
+
+    def run(self, progress: Callable[[int], None] | None = None, every: int = 3600) -> PlantKpis:
+        """Step to the end; `progress(steps_done)` is called every `every` steps."""
+        model, schedule, steps = self.model, self.schedule, self.scenario.steps
+        while model.step_index < steps:
+            if schedule:
+                self.step()
+            else:
+                model.step()
+            if progress is not None and model.step_index % every == 0:
+                progress(model.step_index)
+        return model.kpis()
