@@ -27,6 +27,7 @@ from simulators.scenario import (
     SensorFault,
     SensorStuck,
     WarmSpell,
+    resolve,
 )
 
 Action = Callable[[PlantModel], None]
@@ -56,7 +57,7 @@ def build_drivers(scenario: Scenario, site: SiteConfig, base_dir: Path) -> Drive
     if isinstance(weather, ConstantWeather):
         outdoor = np.full(steps, weather.temperature)
     elif isinstance(weather, CsvWeather):
-        outdoor = csv_temperature(base_dir / weather.file, scenario.start, times)
+        outdoor = csv_temperature(resolve(base_dir, weather.file), scenario.start, times)
     else:
         outdoor = profile_temperature(site.climate, scenario.start, times, weather.seed)
     demand = np.full((steps, len(site.caissons)), scenario.compute_demand.level)

@@ -6,6 +6,7 @@ with its UTC offset, and loads follow the site's local time.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -13,7 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import AwareDatetime, Field, model_validator
 
 from controller.config.loader import LoadedSite, load_document, load_site
-from controller.config.maps import StrictModel
+from controller.config.maps import FieldError, StrictModel
 from controller.config.units import Duration, Fraction, Temperature, TemperatureDifference
 from simulators.plant.sensors import Sensor
 
@@ -124,16 +125,26 @@ class Scenario(StrictModel):
 
     @model_validator(mode="after")
     def _events_within_run(self) -> Self:
-        if self.step <= 0 or self.duration < self.step:
-            raise ValueError("need 0 < step <= duration")
-        for event in self.events:
+        if self.step <= 0:
+            raise FieldError("must be positive", ("step",))
+        if self.duration < self.step:
+            raise FieldError("must be at least one step long", ("duration",))
+        for index, event in enumerate(self.events):
             if not 0 <= event.at < self.duration:
-                raise ValueError(f"event {event.kind} at {event.at:g} s is outside the run")
+                raise FieldError(
+                    f"{event.at:g} s is outside the run (0 to {self.duration:g} s)",
+                    ("events", index, "at"),
+                )
         return self
 
     @property
     def steps(self) -> int:
         return round(self.duration / self.step)
+
+
+def resolve(base_dir: Path, relative: str) -> Path:
+    """A path written relative to a file's folder, without "../" left in what errors show."""
+    return Path(os.path.normpath(base_dir / relative))
 
 
 @dataclass(frozen=True)
@@ -146,7 +157,7 @@ class LoadedScenario:
 def load_scenario(path: Path) -> LoadedScenario:
     """A scenario and its site, with every reference checked; ConfigError names file and line."""
     scenario, report = load_document(path, Scenario)
-    site_path = path.parent / scenario.site
+    site_path = resolve(path.parent, scenario.site)
     if not site_path.is_file():
         report.add(("site",), f"no site file {site_path} (site is relative to the scenario file)")
         report.raise_if_any()
@@ -161,10 +172,9 @@ def load_scenario(path: Path) -> LoadedScenario:
             )
         if isinstance(event, DrainAndRefill) and site.config.loads.pool is None:
             report.add(("events", index, "kind"), "drain_and_refill needs a site with a pool")
-    if (
-        isinstance(scenario.weather, CsvWeather)
-        and not (path.parent / scenario.weather.file).is_file()
-    ):
-        report.add(("weather", "file"), f"no weather file {path.parent / scenario.weather.file}")
+    if isinstance(scenario.weather, CsvWeather):
+        weather_file = resolve(path.parent, scenario.weather.file)
+        if not weather_file.is_file():
+            report.add(("weather", "file"), f"no weather file {weather_file}")
     report.raise_if_any()
     return LoadedScenario(path, scenario, site)

@@ -67,11 +67,11 @@ def demo() -> None:
 def _run_and_report(path: Path, as_json: bool) -> None:
     try:
         loaded = load_scenario(path)
+        simulation = ScenarioRun(loaded.scenario, loaded.site.config, loaded.path.parent)
     except ConfigError as error:
         for issue in error.issues:
             typer.echo(str(issue), err=True)
         raise typer.Exit(EXIT_CONFIG) from None
-    simulation = ScenarioRun(loaded.scenario, loaded.site.config, loaded.path.parent)
     started = time.perf_counter()
     kpis = _run_with_progress(simulation)
     wall = time.perf_counter() - started

@@ -44,13 +44,18 @@ class Drivers:
 
 @dataclass
 class PlantCommands:
-    """Supervisor writes to the plant skid; with none, its PLC runs the dry cooler locally."""
+    """Supervisor writes to the plant skid. While its lease holds, the supervisor may add dry
+    cooling and disable the backup boiler; when it lapses the plant PLC runs the dry cooler on its
+    own thermostat and lets the backup boiler fire (plc_maps/plant_skid.yaml)."""
 
     dry_cooler_valve: float = 0.0
     dry_cooler_fan: float = 0.0
-    dry_cooler_renewed_at: float = -np.inf
-    dry_cooler_lease: float = 30.0
     backup_enable: bool = True
+    renewed_at: float = -np.inf
+    lease: float = 30.0
+
+    def leased(self, now: float) -> bool:
+        return now - self.renewed_at < self.lease
 
 
 @dataclass
@@ -204,7 +209,7 @@ class PlantModel:
         cooler = self.site.plant.dry_cooler
         commands = self.plant_commands
         local = min(max((water - cooler.return_limit) / 5.0, 0.0), 1.0)
-        leased = now - commands.dry_cooler_renewed_at < commands.dry_cooler_lease
+        leased = commands.leased(now)
         valve = max(local, commands.dry_cooler_valve if leased else 0.0)
         fan = max(local, commands.dry_cooler_fan if leased else 0.0)
         self.flows.dry_cooler_valve, self.flows.dry_cooler_fan = valve, fan
@@ -256,7 +261,8 @@ class PlantModel:
                     hx_flow = self.tank.max_flow
                     hx_heat = hx_flow * VOLUMETRIC_HEAT * (top - hx_return)
             after_hx = building_return + hx_heat / capacity
-            if self.plant_commands.backup_enable:
+            commands = self.plant_commands
+            if commands.backup_enable or not commands.leased(k * self.dt):
                 backup = min(
                     max(capacity * (required - after_hx), 0.0),
                     self.site.plant.backup_boiler.capacity,

@@ -227,5 +227,7 @@ def plc_scan(
             cap = 0.0
         out_speed[i] = speed
         out_cap[i] = cap
-        out_compute_cap[i] = compute_cmd[i] if now - compute_at[i] < timeout else nominal
+        # The compute manager's power cap is a lease of its own, with the same safe fallback.
+        safe_cap = limits[Limit.SAFE_CAP, i]
+        out_compute_cap[i] = compute_cmd[i] if now - compute_at[i] < timeout else safe_cap
     return new_trips

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from controller.config.loader import ConfigError, ConfigIssue
 from controller.config.site import Climate
 
 SECONDS_PER_DAY = 86400.0
@@ -51,27 +52,37 @@ def _weather_noise(times: NDArray[np.float64], seed: int) -> NDArray[np.float64]
 
 
 def csv_temperature(path: Path, start: datetime, times: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Outdoor temperature from a CSV of `timestamp,temperature` rows (ISO 8601, °C).
+    """Outdoor temperature from a CSV of `timestamp,temperature` rows (ISO 8601 with offset, °C).
 
     Linear interpolation between rows; times outside the file are an error, not an extrapolation.
+    Problems raise ConfigError naming the file and line.
     """
     stamps: list[float] = []
     values: list[float] = []
-    with path.open(newline="") as handle:
-        for line_no, row in enumerate(csv.reader(handle), start=1):
-            if not row or row[0].startswith("#") or row[0] == "timestamp":
-                continue
-            try:
-                stamp = datetime.fromisoformat(row[0])
-                value = float(row[1])
-            except (ValueError, IndexError) as error:
-                raise ValueError(f"{path}:{line_no}: expected 'timestamp,temperature'") from error
-            if stamp.tzinfo is None:
-                raise ValueError(f"{path}:{line_no}: timestamp {row[0]!r} has no time zone")
-            stamps.append((stamp - start).total_seconds())
-            values.append(value)
-    if len(stamps) < 2 or np.any(np.diff(stamps) <= 0):
-        raise ValueError(f"{path}: needs at least two rows in increasing time order")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise _csv_error(path, 0, f"cannot read the weather file: {error}") from None
+    for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or row[0].startswith("#") or row[0].strip() == "timestamp":
+            continue
+        try:
+            stamp = datetime.fromisoformat(row[0].strip())
+            value = float(row[1])
+        except (ValueError, IndexError):
+            raise _csv_error(path, line_no, "expected 'timestamp,temperature'") from None
+        if stamp.tzinfo is None:
+            raise _csv_error(path, line_no, f"timestamp {row[0]!r} has no UTC offset")
+        if stamps and (stamp - start).total_seconds() <= stamps[-1]:
+            raise _csv_error(path, line_no, "timestamps must increase from row to row")
+        stamps.append((stamp - start).total_seconds())
+        values.append(value)
+    if len(stamps) < 2:
+        raise _csv_error(path, 1, "needs at least two rows of 'timestamp,temperature'")
     if len(times) and (times[0] < stamps[0] or times[-1] > stamps[-1]):
-        raise ValueError(f"{path}: does not cover the scenario's period")
+        raise _csv_error(path, 1, "does not cover the scenario's period")
     return np.interp(times, np.asarray(stamps), np.asarray(values))
+
+
+def _csv_error(path: Path, line: int, message: str) -> ConfigError:
+    return ConfigError([ConfigIssue(path, line, "", message)])
