@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,9 +14,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from controller.config.loader import ConfigError
-from simulators.plant.kpis import PlantKpis
-from simulators.run import ScenarioRun
-from simulators.scenario import load_scenario
+
+if TYPE_CHECKING:  # the simulator (numba) loads only when a sim command runs: --help stays quick
+    from simulators.plant.kpis import PlantKpis
+    from simulators.run import ScenarioRun
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "simulators" / "scenarios"
 DEMO_SCENARIO = SCENARIOS / "demo-winter-day.yaml"
@@ -65,6 +66,9 @@ def demo() -> None:
 
 
 def _run_and_report(path: Path, as_json: bool) -> None:
+    from simulators.run import ScenarioRun
+    from simulators.scenario import load_scenario
+
     try:
         loaded = load_scenario(path)
         simulation = ScenarioRun(loaded.scenario, loaded.site.config, loaded.path.parent)

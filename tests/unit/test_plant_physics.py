@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from simulators.plant.caissons import Param
+from simulators.plant.loads import space_heating_curve
 from simulators.plant.model import PlantModel
 from simulators.plant.pipes import PlugFlowPipes
 from simulators.plant.plc import Interlock, PlcMode
@@ -196,3 +197,14 @@ def test_pool_demand_jumps_at_the_refill() -> None:
     )  # the pool alone asks for all its exchanger can give
     assert model.pool is not None
     assert model.pool.temperature == pytest.approx(pool.makeup_water, abs=0.5)
+
+
+def test_heating_curve_matches_every_point_given_in_domain_md() -> None:
+    heating = site_config("demo").loads.space_heating
+    assert heating is not None
+    outdoor = np.array([-15.0, -10.0, -7.0, 0.0, 5.0, 10.0, 12.0, 20.0])
+    curve = space_heating_curve(heating, outdoor)
+    np.testing.assert_allclose(curve.supply[:6], [79, 70, 64, 51, 40, 27], atol=1.0)
+    assert curve.load_ratio[1] == pytest.approx(1.0)  # design load at the design temperature
+    np.testing.assert_allclose(curve.load_ratio[6:], 0.0)  # no load above the heating limit
+    np.testing.assert_allclose(curve.supply[1] - curve.ret[1], 15.0)  # 70/55 at design
