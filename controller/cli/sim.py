@@ -86,6 +86,8 @@ def _run_and_report(path: Path, as_json: bool) -> None:
     console = Console()
     title = f"{loaded.scenario.name}: {loaded.site.config.site.name}"
     console.print(_kpi_table(kpis, title))
+    if loaded.scenario.description:
+        console.print(loaded.scenario.description, soft_wrap=True)
     speed = kpis.duration_h * 3600 / wall if wall > 0 else float("inf")
     console.print(f"[dim]{kpis.duration_h:g} h simulated in {wall:.1f} s ({speed:,.0f}× real time)")
 

@@ -84,6 +84,7 @@ def test_demo_shows_the_demo_plant() -> None:
     result = boilerctl("demo")
     assert result.returncode == 0, result.stderr
     assert "demo-winter-day: Residence Les Tilleuls (demo)" in result.stdout
+    assert "a cold January day, PLCs alone" in result.stdout
     erf = re.search(r"ERF \(energy reuse factor\)\s*│\s*([\d.]+)", result.stdout)
     assert erf is not None
     assert 0 < float(erf.group(1)) <= 1
