@@ -21,7 +21,7 @@ POINT_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 class StrictModel(BaseModel):
     """Unknown keys are errors: a misspelt key must not silently fall back to a default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FieldError(ValueError):
