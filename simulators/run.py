@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from numpy.typing import NDArray
 
 from controller.config.site import SiteConfig
 from simulators.plant.kpis import PlantKpis
@@ -31,18 +32,19 @@ from simulators.scenario import (
 )
 
 Action = Callable[[PlantModel], None]
+FloatArray = NDArray[np.float64]
 
 
-def local_calendar(scenario: Scenario, timezone: str) -> Calendar:
-    """Local hour and weekday of every step (hourly UTC offsets, so DST changes are followed)."""
-    times = np.arange(scenario.steps) * scenario.step
-    hours = np.arange(int(times[-1] // 3600) + 1)
+def local_calendar(scenario: Scenario, timezone: str, times: FloatArray) -> Calendar:
+    """Local hour and weekday at `times` (s from the start; hourly UTC offsets follow DST)."""
+    first_hour = int(times[0] // 3600)
+    hours = np.arange(first_hour, int(times[-1] // 3600) + 1)
     zone = ZoneInfo(timezone)
     local_starts = [
         (scenario.start + timedelta(hours=int(h))).astimezone(zone).replace(tzinfo=None)
         for h in hours
     ]
-    hour_index = (times // 3600).astype(np.int64)
+    hour_index = (times // 3600).astype(np.int64) - first_hour
     start_hour = np.array([t.hour + t.minute / 60 for t in local_starts])
     weekday = np.array([t.weekday() for t in local_starts], dtype=np.int64)
     return Calendar(
@@ -50,9 +52,17 @@ def local_calendar(scenario: Scenario, timezone: str) -> Calendar:
     )
 
 
-def build_drivers(scenario: Scenario, site: SiteConfig, base_dir: Path) -> Drivers:
-    steps, dt = scenario.steps, scenario.step
-    times = np.arange(steps, dtype=np.float64) * dt
+def build_drivers(
+    scenario: Scenario,
+    site: SiteConfig,
+    base_dir: Path,
+    first_step: int = 0,
+    steps: int | None = None,
+) -> Drivers:
+    """The exogenous inputs of steps first_step .. first_step + steps (default: the whole run)."""
+    dt = scenario.step
+    steps = scenario.steps - first_step if steps is None else steps
+    times = (first_step + np.arange(steps, dtype=np.float64)) * dt
     weather = scenario.weather
     if isinstance(weather, ConstantWeather):
         outdoor = np.full(steps, weather.temperature)
@@ -62,21 +72,22 @@ def build_drivers(scenario: Scenario, site: SiteConfig, base_dir: Path) -> Drive
         outdoor = profile_temperature(site.climate, scenario.start, times, weather.seed)
     demand = np.full((steps, len(site.caissons)), scenario.compute_demand.level)
     caisson_index = {c.id: i for i, c in enumerate(site.caissons)}
-    for event in scenario.events:
-        first = _step_of(event.at, dt)
+    for event in scenario.events:  # rows of this window; slices clip what falls outside it
+        first = max(_step_of(event.at, dt) - first_step, 0)
         if isinstance(event, WarmSpell):
-            last = steps if event.duration is None else _step_of(event.at + event.duration, dt)
+            end = None if event.duration is None else _step_of(event.at + event.duration, dt)
+            last = steps if end is None else max(end - first_step, 0)
             outdoor[first:last] += event.offset
-        elif isinstance(event, DemandStep):
+        elif isinstance(event, DemandStep) and first < steps:
             columns = slice(None) if event.caisson is None else caisson_index[event.caisson]
             demand[first:, columns] = event.level
-    calendar = local_calendar(scenario, site.site.timezone)
+    calendar = local_calendar(scenario, site.site.timezone, times)
     pool = site.loads.pool
     pool_open = None
     if pool is not None:
         pool_open = (calendar.hour >= pool.open_hours[0]) & (calendar.hour < pool.open_hours[1])
     loads = exogenous_loads(site.loads, outdoor, calendar, pool.supply if pool else None)
-    return Drivers(outdoor=outdoor, compute_demand=demand, loads=loads, pool_open=pool_open)
+    return Drivers(outdoor, demand, loads, pool_open, first_step)
 
 
 def schedule_events(scenario: Scenario, site: SiteConfig) -> dict[int, list[Action]]:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from controller.config.loader import LoadedSite, load_document, load_site
+from controller.config.loader import LoadedSite, Report, load_document, load_site
 from controller.config.maps import FieldError, StrictModel
 from controller.config.units import Duration, Fraction, Temperature, TemperatureDifference
 from simulators.plant.sensors import Sensor
@@ -142,6 +142,18 @@ class Scenario(StrictModel):
         return round(self.duration / self.step)
 
 
+def check_event(event: Event, site: LoadedSite, report: Report, loc: tuple[str | int, ...]) -> None:
+    """What a plant event names must exist on the site (its caisson; a pool to drain)."""
+    caissons = [c.id for c in site.config.caissons]
+    caisson = getattr(event, "caisson", None)
+    if caisson is not None and caisson not in caissons:
+        report.add(
+            (*loc, "caisson"), f"unknown caisson {caisson!r}: the site has {', '.join(caissons)}"
+        )
+    if isinstance(event, DrainAndRefill) and site.config.loads.pool is None:
+        report.add((*loc, "kind"), "drain_and_refill needs a site with a pool")
+
+
 def resolve(base_dir: Path, relative: str) -> Path:
     """A path written relative to a file's folder, without "../" left in what errors show."""
     return Path(os.path.normpath(base_dir / relative))
@@ -162,16 +174,8 @@ def load_scenario(path: Path) -> LoadedScenario:
         report.add(("site",), f"no site file {site_path} (site is relative to the scenario file)")
         report.raise_if_any()
     site = load_site(site_path)
-    caissons = [c.id for c in site.config.caissons]
     for index, event in enumerate(scenario.events):
-        caisson = getattr(event, "caisson", None)
-        if caisson is not None and caisson not in caissons:
-            report.add(
-                ("events", index, "caisson"),
-                f"unknown caisson {caisson!r}: the site has {', '.join(caissons)}",
-            )
-        if isinstance(event, DrainAndRefill) and site.config.loads.pool is None:
-            report.add(("events", index, "kind"), "drain_and_refill needs a site with a pool")
+        check_event(event, site, report, ("events", index))
     if isinstance(scenario.weather, CsvWeather):
         weather_file = resolve(path.parent, scenario.weather.file)
         if not weather_file.is_file():

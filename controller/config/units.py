@@ -130,6 +130,15 @@ ThermalResistance = Annotated[float, BeforeValidator(_quantity(Dimension.THERMAL
 ThermalConductance = Annotated[float, BeforeValidator(_quantity(Dimension.THERMAL_CONDUCTANCE))]
 Fraction = Annotated[float, BeforeValidator(_quantity(Dimension.FRACTION))]
 
+
+def point_unit_factor(unit: str) -> float:
+    """SI value = point value × this factor, for a point's engineering unit ("%" → 0.01)."""
+    for units in _UNITS.values():
+        if unit in units:
+            return units[unit]
+    return 1.0  # dimensionless, counts, booleans, and units kept as they are (rpm, Hz, V, A)
+
+
 # Engineering units a field-device point may carry (plc_maps). "1" is dimensionless.
 POINT_UNITS: Final[frozenset[str]] = frozenset(
     {

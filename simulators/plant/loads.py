@@ -149,27 +149,26 @@ class PoolBasin:
 
     RECOVERY_TIME = 6 * 3600.0  # s: demand asks to close the gap to target in this time
 
-    def __init__(self, config: Pool, open_hours: BoolArray) -> None:
+    def __init__(self, config: Pool) -> None:
         self.config = config
-        self.open_hours = open_hours
         self.capacity = VOLUMETRIC_HEAT * config.basin_volume  # J/K
         self.makeup_flow = config.makeup_daily / 86400.0  # m³/s
         self.temperature = config.target
 
-    def losses(self, step: int) -> float:
+    def losses(self, is_open: bool) -> float:
         """W lost by evaporation and make-up water at the present basin temperature."""
         cfg = self.config
-        cover = 1.0 if self.open_hours[step] else cfg.cover_factor
+        cover = 1.0 if is_open else cfg.cover_factor
         evaporation_scale = min(max((self.temperature - 10.0) / (cfg.target - 10.0), 0.0), 1.5)
         makeup = VOLUMETRIC_HEAT * self.makeup_flow * max(self.temperature - cfg.makeup_water, 0.0)
         return cfg.evaporation_loss * cover * evaporation_scale + makeup
 
-    def demand(self, step: int) -> float:
+    def demand(self, is_open: bool) -> float:
         gap = self.capacity * (self.config.target - self.temperature) / self.RECOVERY_TIME
-        return min(max(self.losses(step) + gap, 0.0), self.config.heat_exchanger_capacity)
+        return min(max(self.losses(is_open) + gap, 0.0), self.config.heat_exchanger_capacity)
 
-    def step(self, delivered: float, step: int, dt: float) -> None:
-        self.temperature += (delivered - self.losses(step)) * dt / self.capacity
+    def step(self, delivered: float, is_open: bool, dt: float) -> None:
+        self.temperature += (delivered - self.losses(is_open)) * dt / self.capacity
 
     def drain_and_refill(self) -> None:
         self.temperature = self.config.makeup_water

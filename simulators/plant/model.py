@@ -30,16 +30,22 @@ BoolArray = NDArray[np.bool_]
 
 @dataclass(frozen=True)
 class Drivers:
-    """Exogenous inputs of a run, one row per step."""
+    """Exogenous inputs of a window of steps, one row per step, starting at step `first_step`."""
 
     outdoor: FloatArray  # °C
     compute_demand: FloatArray  # (steps, caissons): share of nominal IT power jobs could use
     loads: LoadSeries
     pool_open: BoolArray | None
+    first_step: int = 0
 
     @property
     def steps(self) -> int:
         return len(self.outdoor)
+
+    @property
+    def end_step(self) -> int:
+        """The first step this window does not cover."""
+        return self.first_step + self.steps
 
 
 @dataclass
@@ -51,11 +57,35 @@ class PlantCommands:
     dry_cooler_valve: float = 0.0
     dry_cooler_fan: float = 0.0
     backup_enable: bool = True
+    heartbeat: int = 0
     renewed_at: float = -np.inf
     lease: float = 30.0
 
     def leased(self, now: float) -> bool:
         return now - self.renewed_at < self.lease
+
+    def write(
+        self,
+        now: float,
+        *,
+        dry_cooler_valve: float | None = None,
+        dry_cooler_fan: float | None = None,
+        backup_enable: bool | None = None,
+        heartbeat: int | None = None,
+    ) -> None:
+        """A supervisor's write at plant time `now`: any command, or a new heartbeat, renews the
+        lease."""
+        if dry_cooler_valve is not None:
+            self.dry_cooler_valve = dry_cooler_valve
+        if dry_cooler_fan is not None:
+            self.dry_cooler_fan = dry_cooler_fan
+        if backup_enable is not None:
+            self.backup_enable = backup_enable
+        if heartbeat is not None:
+            if heartbeat == self.heartbeat and (dry_cooler_valve, dry_cooler_fan) == (None, None):
+                return  # an unchanged heartbeat proves nothing
+            self.heartbeat = heartbeat
+        self.renewed_at = now
 
 
 @dataclass
@@ -64,6 +94,7 @@ class SiteFlows:
 
     supply_header: float  # mixed caisson supply entering the tank
     return_header: float  # tank bottom after the dry cooler, to the caissons
+    source_flow: float = 0.0  # through all caissons
     heat_exchanged: float = 0.0
     backup_heat: float = 0.0
     dumped_heat: float = 0.0
@@ -96,11 +127,7 @@ class PlantModel:
         self.pipes = PlugFlowPipes(np.array(volumes), np.full(2 * count, start))
         self._pipe_inlet = np.empty(2 * count)
         self._pipe_moved = np.empty(2 * count)
-        self.pool = (
-            PoolBasin(site.loads.pool, drivers.pool_open)
-            if site.loads.pool is not None and drivers.pool_open is not None
-            else None
-        )
+        self.pool = PoolBasin(site.loads.pool) if site.loads.pool is not None else None
         self.commands = SupervisorCommands.absent(count)
         self.plant_commands = PlantCommands()
         self.plcs = CaissonPlcs(limits)
@@ -119,12 +146,27 @@ class PlantModel:
         self.pump_fault = np.zeros(count, dtype=bool)  # the drive tripped and says so
         self.pump_seized = np.zeros(count, dtype=bool)  # no flow, and no fault signal
         self.flows = SiteFlows(supply_header=start, return_header=start)
+        # The exogenous inputs of the last step (what devices show as outdoor temperature and as
+        # the compute jobs' demand).
+        self.outdoor = float(drivers.outdoor[0])
+        self.compute_demand = drivers.compute_demand[0]
         self.totals = EnergyTotals()
+        # The heat meter on the caissons' circuit counts what a real one would (J, m³).
+        self.meter_energy = 0.0
+        self.meter_volume = 0.0
 
     @property
     def time(self) -> float:
         """Seconds since the start of the run."""
         return self.step_index * self.dt
+
+    def feed(self, drivers: Drivers) -> None:
+        """The next window of inputs, for runs without a fixed end (the simulated plant server)."""
+        if not drivers.first_step <= self.step_index < drivers.end_step:
+            raise ValueError(
+                f"window {drivers.first_step}..{drivers.end_step} misses step {self.step_index}"
+            )
+        self.drivers = drivers
 
     # ------------------------------------------------------------------ events
 
@@ -160,8 +202,9 @@ class PlantModel:
         return caissons + pipes + self.tank.stored()
 
     def step(self) -> None:
-        k, now, dt = self.step_index, self.time, self.dt
-        outdoor = float(self.drivers.outdoor[k])
+        k, now, dt = self.step_index - self.drivers.first_step, self.time, self.dt
+        outdoor = self.outdoor = float(self.drivers.outdoor[k])
+        self.compute_demand = self.drivers.compute_demand[k]
         plcs = self.plcs
         plcs.scan(
             now, dt, self.commands,
@@ -171,7 +214,7 @@ class PlantModel:
         )  # fmt: skip
         source_flow, it_total, pump_total = drive_caissons(
             self.params, dt, plcs.pump_speed, plcs.it_cap, plcs.compute_cap,
-            self.drivers.compute_demand[k], self.pump_fault | self.pump_seized, self.water,
+            self.compute_demand, self.pump_fault | self.pump_seized, self.water,
             self.pump_speed,
             self.flow, self.pump_power, self.it_power, self.chip_temp, self.throttling,
         )  # fmt: skip
@@ -198,6 +241,11 @@ class PlantModel:
         hx_flow, hx_return = self._serve_site(k)
         self.tank.step(source_flow, supply_header, hx_flow, hx_return)
         self.flows.supply_header, self.flows.return_header = supply_header, return_header
+        self.flows.source_flow = source_flow
+        self.meter_volume += source_flow * dt
+        self.meter_energy += max(
+            VOLUMETRIC_HEAT * source_flow * (supply_header - return_header) * dt, 0.0
+        )
         self._account(it_total, pump_total, fan_power, room, supply_header)
         self.step_index += 1
 
@@ -234,8 +282,9 @@ class PlantModel:
         flow = float(loads.flow[k])
         return_flow_temp = float(loads.return_flow_temperature[k])
         pool_demand = 0.0
+        pool_open = bool(self.drivers.pool_open[k]) if self.drivers.pool_open is not None else False
         if self.pool is not None:
-            pool_demand = self.pool.demand(k)
+            pool_demand = self.pool.demand(pool_open)
             pool_return = self.pool.config.return_temperature
             pool_flow = pool_demand / (VOLUMETRIC_HEAT * (required - pool_return))
             demand += pool_demand
@@ -270,7 +319,7 @@ class PlantModel:
             building_supply = after_hx + backup / capacity
         if self.pool is not None:
             share = pool_demand / demand if demand > 0 else 0.0
-            self.pool.step((hx_heat + backup) * share, k, self.dt)
+            self.pool.step((hx_heat + backup) * share, pool_open, self.dt)
         flows.heat_exchanged, flows.backup_heat, flows.demand = hx_heat, backup, demand
         flows.building_supply, flows.building_return = building_supply, building_return
         flows.building_flow = flow
@@ -280,9 +329,10 @@ class PlantModel:
         """Supply temperature of the space-heating circuit in the last step: the heating curve,
         mixed down from the plant's supply, or less when the plant cannot reach it."""
         curve = self.drivers.loads.space_heating_supply
-        if curve is None or self.step_index == 0:
+        row = self.step_index - 1 - self.drivers.first_step
+        if curve is None or row < 0:
             return None
-        return min(self.flows.building_supply, float(curve[self.step_index - 1]))
+        return min(self.flows.building_supply, float(curve[row]))
 
     def _account(
         self, it: float, pumps: float, fans: float, room: float, supply_header: float

@@ -40,12 +40,13 @@ def _weather_noise(times: NDArray[np.float64], seed: int) -> NDArray[np.float64]
     if len(times) == 0:
         return np.zeros(0)
     rng = np.random.default_rng(seed)
+    # Hour 0 onwards, whatever `times` covers: a window of a longer run sees the same weather.
     hours = np.arange(0.0, times[-1] / 3600.0 + 2.0)
     memory_h, sigma = 48.0, 3.0
     decay = np.exp(-1.0 / memory_h)
-    shocks = rng.normal(0.0, sigma * np.sqrt(1 - decay**2), len(hours))
     noise = np.empty(len(hours))
     noise[0] = rng.normal(0.0, sigma)
+    shocks = rng.normal(0.0, sigma * np.sqrt(1 - decay**2), len(hours))
     for i in range(1, len(hours)):
         noise[i] = decay * noise[i - 1] + shocks[i]
     return np.interp(times / 3600.0, hours, noise)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from controller.config.loader import ConfigError
-from simulators.run import ScenarioRun
+from simulators.plant.model import PlantModel
+from simulators.run import ScenarioRun, build_drivers
 from simulators.scenario import load_scenario
 from tests.plant_helpers import ROOT
 
@@ -156,3 +157,29 @@ def test_bad_weather_csv(workdir: Path, rows: list[str], bad_line: int, message:
     assert issue.path.name == "weather.csv"
     assert issue.line == bad_line
     assert message in issue.message
+
+
+def test_a_plant_fed_input_windows_runs_exactly_as_one_fed_the_whole_run() -> None:
+    """What lets `sim serve` run open-ended: inputs built a window at a time change nothing."""
+    loaded = load_scenario(SCENARIOS / "warehouse-summer-week.yaml")
+    scenario = loaded.scenario.model_copy(update={"duration": 3 * 3600.0})
+    site, base = loaded.site.config, loaded.path.parent
+    whole = PlantModel(site, build_drivers(scenario, site, base), scenario.step)
+    windowed = PlantModel(site, build_drivers(scenario, site, base, 0, 3600), scenario.step)
+    for _ in range(scenario.steps):
+        whole.step()
+        if windowed.step_index >= windowed.drivers.end_step:
+            windowed.feed(build_drivers(scenario, site, base, windowed.step_index, 3600))
+        windowed.step()
+    assert windowed.drivers.first_step == 2 * 3600
+    np.testing.assert_array_equal(windowed.water, whole.water)
+    np.testing.assert_array_equal(windowed.tank.temperature, whole.tank.temperature)
+    assert windowed.totals == whole.totals
+
+
+def test_feeding_a_window_that_misses_the_present_step_is_refused() -> None:
+    loaded = load_scenario(SCENARIOS / "demo-winter-day.yaml")
+    site, base = loaded.site.config, loaded.path.parent
+    model = PlantModel(site, build_drivers(loaded.scenario, site, base, 0, 10), 1.0)
+    with pytest.raises(ValueError, match="misses step 0"):
+        model.feed(build_drivers(loaded.scenario, site, base, 100, 10))
