@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from controller.cli import check_config, sim
+from controller.cli import check_config, serve, sim
+from controller.logs import LEVELS, configure_logging
 
 app = typer.Typer(
     name="boilerctl",
@@ -16,9 +19,22 @@ app = typer.Typer(
 sim_app = typer.Typer(help="The simulated plant.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
 
+
+@app.callback()
+def _options(
+    log_level: Annotated[
+        str, typer.Option("--log-level", help=f"One of {', '.join(LEVELS)}.", envvar="BOILER_LOG")
+    ] = "info",
+) -> None:
+    if log_level not in LEVELS:
+        raise typer.BadParameter(f"one of {', '.join(LEVELS)}", param_hint="--log-level")
+    configure_logging(log_level)
+
+
 app.command("check-config")(check_config.check_config)
 app.command("demo")(sim.demo)
 sim_app.command("run")(sim.run)
+sim_app.command("serve")(serve.serve)
 
 
 def main() -> None:
