@@ -30,6 +30,37 @@ _install_debian_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+_install_npm_peers() {
+    # Test peers not written in Python (tests/peers: node-opcua). Installed from the committed
+    # package-lock.json when node_modules is missing or older than the lock file.
+    local peers="$PROJECT_ROOT/tests/peers"
+    local stamp="$peers/node_modules/.package-lock.json"
+    if [ -f "$stamp" ] && [ ! "$peers/package-lock.json" -nt "$stamp" ]; then
+        return 0
+    fi
+    if ! command -v node >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+        _log "installing Node.js from the machine's Debian sources"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs >/dev/null
+        command -v npm >/dev/null 2>&1 ||
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
+    if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+        _log "Node.js 20 or later with npm is not installed: the node-opcua peer tests will fail."
+        _log "Install Node.js >= 20 and npm (node-opcua needs >= 20; Debian bookworm ships 18), rerun."
+        return 0
+    fi
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$major" -lt 20 ]; then
+        _log "Node.js $(node --version) is too old for the node-opcua peers: install Node.js >= 20."
+        return 0
+    fi
+    _log "installing npm test peers (tests/peers)"
+    (cd "$peers" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    touch "$stamp"
+}
+
 setup_env() {
     local flavour=$1 extras=""
     [ "$flavour" = dev ] && extras="[dev]"
@@ -49,5 +80,6 @@ setup_env() {
     fi
     if [ "$flavour" = dev ]; then
         _install_debian_packages
+        _install_npm_peers
     fi
 }
