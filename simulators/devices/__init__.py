@@ -1,0 +1,1 @@
+"""Simulated field devices: Modbus and OPC-UA servers, their bindings and injected faults."""
