@@ -102,8 +102,12 @@ def time_model(caissons: int, hours: float) -> dict[str, float]:
     run.run()
     wall = time.perf_counter() - start
     steps = run.scenario.steps
-    return {"wall_s": wall, "steps": steps, "us_per_step": wall / steps * 1e6,
-            "speedup": hours * 3600 / wall}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "steps": steps,
+        "us_per_step": wall / steps * 1e6,
+        "speedup": hours * 3600 / wall,
+    }
 
 
 def time_ceiling(caissons: int, steps: int) -> dict[str, float]:
@@ -119,22 +123,77 @@ def time_ceiling(caissons: int, steps: int) -> dict[str, float]:
     start = time.perf_counter()
     for k in range(steps):
         now = float(k)
-        plc_scan(now, 1.0, plcs.limits, plcs.mode, plcs.interlocks, plcs.low_flow_for,
-                 plcs.healthy_for, c.pump_speed, c.plc_cap, c.compute_cap, c.heartbeat_changed_at,
-                 c.pump_speed_renewed_at, c.plc_cap_renewed_at, c.compute_cap_renewed_at,
-                 c.remote_request, c.trip_reset, outlet, flow, m.leak, m.pump_fault,
-                 plcs.pump_speed, plcs.it_cap, plcs.compute_cap)  # fmt: skip
-        drive_caissons(m.params, 1.0, plcs.pump_speed, plcs.it_cap, plcs.compute_cap, demand,
-                       stopped, m.water, m.pump_speed, m.flow, m.pump_power, m.it_power,
-                       m.chip_temp, m.throttling)  # fmt: skip
-        advance_pipes(pipes.ring, pipes.cell, pipes.volume, pipes.position, pipes.enthalpy_in,
-                      pipes.enthalpy_out, pipes.outlet, inlet, moved)  # fmt: skip
+        plc_scan(
+            now,
+            1.0,
+            plcs.limits,
+            plcs.mode,
+            plcs.interlocks,
+            plcs.low_flow_for,
+            plcs.healthy_for,
+            c.pump_speed,
+            c.plc_cap,
+            c.compute_cap,
+            c.heartbeat_changed_at,
+            c.pump_speed_renewed_at,
+            c.plc_cap_renewed_at,
+            c.compute_cap_renewed_at,
+            c.remote_request,
+            c.trip_reset,
+            outlet,
+            flow,
+            m.leak,
+            m.pump_fault,
+            plcs.pump_speed,
+            plcs.it_cap,
+            plcs.compute_cap,
+        )
+        drive_caissons(
+            m.params,
+            1.0,
+            plcs.pump_speed,
+            plcs.it_cap,
+            plcs.compute_cap,
+            demand,
+            stopped,
+            m.water,
+            m.pump_speed,
+            m.flow,
+            m.pump_power,
+            m.it_power,
+            m.chip_temp,
+            m.throttling,
+        )
+        advance_pipes(
+            pipes.ring,
+            pipes.cell,
+            pipes.volume,
+            pipes.position,
+            pipes.enthalpy_in,
+            pipes.enthalpy_out,
+            pipes.outlet,
+            inlet,
+            moved,
+        )
         heat_caissons(m.params, 1.0, m.water, m.inlet, m.flow, m.it_power, m.pump_power)
-        step_tank(tank.temperature, tank.layer_volume, tank.loss_per_layer, tank.room, 1.0,
-                  0.001, 60.0, 0.001, 40.0)  # fmt: skip
+        step_tank(
+            tank.temperature,
+            tank.layer_volume,
+            tank.loss_per_layer,
+            tank.room,
+            1.0,
+            0.001,
+            60.0,
+            0.001,
+            40.0,
+        )
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "steps": steps, "us_per_step": wall / steps * 1e6,
-            "speedup": steps / wall}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "steps": steps,
+        "us_per_step": wall / steps * 1e6,
+        "speedup": steps / wall,
+    }
 
 
 def time_without_jit(caissons: int, hours: float) -> dict[str, float]:
@@ -144,8 +203,9 @@ def time_without_jit(caissons: int, hours: float) -> dict[str, float]:
         f"print(json.dumps(time_model({caissons}, {hours!r})))"
     )
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -171,8 +231,10 @@ def main() -> None:
         ]
         for variant, hours, r in rows:
             day = r["us_per_step"] * 86400 / 1e6
-            print(f"| {caissons} caissons | {variant} | {hours:g} h | {r['wall_s']:.2f} | "
-                  f"{r['us_per_step']:.1f} | {r['speedup']:,.0f}× | {day:.1f} s |")  # fmt: skip
+            print(
+                f"| {caissons} caissons | {variant} | {hours:g} h | {r['wall_s']:.2f} | "
+                f"{r['us_per_step']:.1f} | {r['speedup']:,.0f}× | {day:.1f} s |"
+            )
 
 
 if __name__ == "__main__":

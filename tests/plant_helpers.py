@@ -49,9 +49,13 @@ class RemoteSupervisor:
         self.beats += 1
         for i in range(len(model.ids)):
             model.commands.write(
-                i, model.time, pump_speed=self.pump_speed, plc_cap=self.cap,
-                compute_cap=self.cap, heartbeat=self.beats,
-            )  # fmt: skip
+                i,
+                model.time,
+                pump_speed=self.pump_speed,
+                plc_cap=self.cap,
+                compute_cap=self.cap,
+                heartbeat=self.beats,
+            )
         if self.beats == 1:
             model.commands.remote_request[:] = True
         model.step()

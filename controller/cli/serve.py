@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from dataclasses import asdict
+import sys
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,9 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from controller.config.loader import ConfigError, load_site
+from controller.config.loader import ConfigError, LoadedSite, load_site
+from controller.config.site import SecurityMode
 
 if TYPE_CHECKING:
+    from simulators.devices.fault_plan import FaultPlan
+    from simulators.devices.pki import SimulatorPki
     from simulators.devices.plant_server import SimulatedPlant
 
 EXIT_CONFIG = 2
@@ -39,11 +43,20 @@ def serve(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print where devices listen as one JSON line.")
     ] = False,
+    opcua_pki: Annotated[
+        Path | None,
+        typer.Option(
+            "--opcua-pki",
+            help="Secure the compute managers (Basic256Sha256) with the certificates in this "
+            "folder, made on first use; clients are trusted from its trusted/ folder.",
+        ),
+    ] = None,
+    opcua_mode: Annotated[
+        SecurityMode, typer.Option("--opcua-mode", help="With --opcua-pki: Sign or SignAndEncrypt.")
+    ] = SecurityMode.SIGN_AND_ENCRYPT,
 ) -> None:
     """Run the simulated plant: every device of the site on its address, until Ctrl-C."""
     from simulators.devices.fault_plan import load_fault_plan
-    from simulators.devices.plant_server import SimulatedPlant
-    from simulators.scenario import ProfileWeather
 
     try:
         loaded = load_site(site)
@@ -55,14 +68,34 @@ def serve(
     begin = start or datetime.now(UTC).replace(microsecond=0)
     if begin.tzinfo is None:
         begin = begin.replace(tzinfo=UTC)
+    options = _PlantOptions(begin, speed, seed, plan, opcua_pki, opcua_mode)
+    asyncio.run(_serve(loaded, options, as_json))
+
+
+@dataclass(frozen=True)
+class _PlantOptions:
+    start: datetime
+    speed: float
+    seed: int
+    faults: FaultPlan | None
+    pki: Path | None
+    mode: SecurityMode
+
+
+async def _serve(site: LoadedSite, options: _PlantOptions, as_json: bool) -> None:
+    from simulators.devices.pki import simulator_pki
+    from simulators.devices.plant_server import SimulatedPlant
+    from simulators.scenario import ProfileWeather
+
+    pki = await simulator_pki(options.pki, options.mode) if options.pki is not None else None
     plant = SimulatedPlant(
-        loaded, start=begin, speed=speed, weather=ProfileWeather(kind="profile", seed=seed),
-        faults=plan,
-    )  # fmt: skip
-    asyncio.run(_serve(plant, as_json))
-
-
-async def _serve(plant: SimulatedPlant, as_json: bool) -> None:
+        site,
+        start=options.start,
+        speed=options.speed,
+        weather=ProfileWeather(kind="profile", seed=options.seed),
+        faults=options.faults,
+        opcua_security=pki.security if pki is not None else None,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,16 +107,27 @@ async def _serve(plant: SimulatedPlant, as_json: bool) -> None:
         typer.echo(f"sim serve: {error}", err=True)
         raise typer.Exit(EXIT_CANNOT_LISTEN) from None
     try:
-        _print_listing(plant, as_json)
+        _print_listing(plant, pki, as_json)
         await stop.wait()
     finally:
         await plant.stop()
 
 
-def _print_listing(plant: SimulatedPlant, as_json: bool) -> None:
+def _print_listing(plant: SimulatedPlant, pki: SimulatorPki | None, as_json: bool) -> None:
     rows = plant.listing()
+    security = None
+    if pki is not None:
+        security = {
+            "policy": "Basic256Sha256",
+            "mode": str(pki.security.modes[0]),
+            "server_certificate": str(pki.security.certificate),
+            "client_certificate": str(pki.client_certificate),
+            "client_private_key": str(pki.client_private_key),
+            "trusted_clients": str(pki.trusted),
+        }
     if as_json:
-        print(json.dumps({"devices": [asdict(row) for row in rows]}), flush=True)
+        print(json.dumps({"devices": [asdict(row) for row in rows], "opcua_security": security}))
+        sys.stdout.flush()
         return
     site = plant.site.config.site.name
     speed = "lockstep" if plant.speed is None else f"×{plant.speed:g}"
@@ -95,4 +139,12 @@ def _print_listing(plant: SimulatedPlant, as_json: bool) -> None:
         table.add_row(row.device, row.protocol, row.host, str(row.port), unit, row.endpoint)
     console = Console()
     console.print(table)
+    if security is not None:
+        console.print(
+            f"OPC-UA: Basic256Sha256 {security['mode']} only. Server certificate "
+            f"{security['server_certificate']}; a trusted client pair: "
+            f"{security['client_certificate']} and {security['client_private_key']}; "
+            f"trust more clients by copying their certificates into {security['trusted_clients']}.",
+            soft_wrap=True,
+        )
     console.file.flush()

@@ -80,8 +80,12 @@ def _run_and_report(path: Path, as_json: bool) -> None:
     kpis = _run_with_progress(simulation)
     wall = time.perf_counter() - started
     if as_json:
-        typer.echo(json.dumps({"scenario": loaded.scenario.name, "wall_s": round(wall, 3),
-                               "kpis": asdict(kpis)}, indent=2))  # fmt: skip
+        typer.echo(
+            json.dumps(
+                {"scenario": loaded.scenario.name, "wall_s": round(wall, 3), "kpis": asdict(kpis)},
+                indent=2,
+            )
+        )
         return
     console = Console()
     title = f"{loaded.scenario.name}: {loaded.site.config.site.name}"
@@ -105,9 +109,13 @@ def _run_with_progress(simulation: ScenarioRun) -> PlantKpis:
             if time.perf_counter() - started < PROGRESS_AFTER_S:
                 return
             progress = Progress(
-                TextColumn("simulating"), BarColumn(), TextColumn("{task.fields[done]}"),
-                TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-            )  # fmt: skip
+                TextColumn("simulating"),
+                BarColumn(),
+                TextColumn("{task.fields[done]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
             progress.start()
             task = progress.add_task("sim", total=total_h, done="")
         assert task is not None

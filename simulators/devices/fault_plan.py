@@ -94,15 +94,36 @@ class IdleTimeout(_DeviceFault):
 
 
 DeviceFault = (
-    Unreachable | Slow | Silent | ExceptionReplies | LateReplies | WrongTransactionId | Garbage
-    | ConnectionLimit | IdleTimeout
-)  # fmt: skip
+    Unreachable
+    | Slow
+    | Silent
+    | ExceptionReplies
+    | LateReplies
+    | WrongTransactionId
+    | Garbage
+    | ConnectionLimit
+    | IdleTimeout
+)
 PlantEvent = (
-    PumpTrip | Leak | SensorStuck | SensorFault | SensorDrift | DrainAndRefill | DemandStep
+    PumpTrip
+    | Leak
+    | SensorStuck
+    | SensorFault
+    | SensorDrift
+    | DrainAndRefill
+    | DemandStep
     | WarmSpell
-)  # fmt: skip
-MODBUS_ONLY = (Slow, Silent, ExceptionReplies, LateReplies, WrongTransactionId, Garbage,
-               ConnectionLimit, IdleTimeout)  # fmt: skip
+)
+MODBUS_ONLY = (
+    Slow,
+    Silent,
+    ExceptionReplies,
+    LateReplies,
+    WrongTransactionId,
+    Garbage,
+    ConnectionLimit,
+    IdleTimeout,
+)
 
 
 class FaultPlanFile(StrictModel):

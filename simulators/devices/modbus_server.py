@@ -39,11 +39,16 @@ from simulators.devices.gateway import ModbusGateway
 log = structlog.get_logger(__name__)
 
 _TABLE_OF_FUNCTION = {
-    1: Table.COIL, 5: Table.COIL, 15: Table.COIL,
+    1: Table.COIL,
+    5: Table.COIL,
+    15: Table.COIL,
     2: Table.DISCRETE,
-    3: Table.HOLDING, 6: Table.HOLDING, 16: Table.HOLDING, 23: Table.HOLDING,
+    3: Table.HOLDING,
+    6: Table.HOLDING,
+    16: Table.HOLDING,
+    23: Table.HOLDING,
     4: Table.INPUT,
-}  # fmt: skip
+}
 _BLOCK_ORDER = (Table.COIL, Table.DISCRETE, Table.HOLDING, Table.INPUT)  # SimDevice's tuple order
 BACKEND_HOST = "127.0.0.1"
 
@@ -244,9 +249,12 @@ class ModbusEndpoint:
         listener = cast(asyncio.Server, self._backend.transport)  # pymodbus listens with asyncio
         backend_port = listener.sockets[0].getsockname()[1]
         self.gateway = ModbusGateway(
-            *self.listen, BACKEND_HOST, backend_port, faults=self.faults,
+            *self.listen,
+            BACKEND_HOST,
+            backend_port,
+            faults=self.faults,
             units=frozenset(self.units),
-        )  # fmt: skip
+        )
         await self.gateway.start()
         log.info("modbus endpoint up", host=self.host, port=self.port, units=sorted(self.units))
 

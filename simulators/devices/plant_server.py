@@ -109,6 +109,7 @@ class SimulatedPlant:
             self._opcua_servers(ephemeral_ports, opcua_security) if opcua else {}
         )
         self._clock, self._sleep = clock, sleep
+        self._opcua_ports: dict[str, int] = {}  # bound ports of servers taken down
         self._pacer: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()  # e.g. an OPC-UA server going down or up
         self._last_refresh = 0.0
@@ -187,7 +188,7 @@ class SimulatedPlant:
             self._pacer.cancel()
             await asyncio.gather(self._pacer, return_exceptions=True)
             self._pacer = None
-        await asyncio.gather(*self._chores, return_exceptions=True)
+        await self.wait_for_chores()
         await asyncio.gather(
             *(endpoint.stop() for endpoint in self.endpoints),
             *(server.stop() for server in self.compute_managers.values()),
@@ -253,6 +254,30 @@ class SimulatedPlant:
     def binding(self, device_id: str) -> DeviceBinding:
         return self.bindings[device_id]
 
+    async def take_down(self, device_id: str) -> None:
+        """An OPC-UA device becomes unreachable: its server stops (port closed)."""
+        server = self.compute_managers[device_id]
+        self._opcua_ports[device_id] = _host_port(server.endpoint)[1]
+        await server.stop()
+
+    async def bring_back(self, device_id: str) -> None:
+        """An OPC-UA device reachable again: a new server on the same port (asyncua servers do
+        not restart), its write counts carried over."""
+        old = self.compute_managers[device_id]
+        port = self._opcua_ports.pop(device_id, old.port)
+        new = ComputeManagerServer(
+            device_id, old.device_map, old.binding, old.host, port, old.security
+        )
+        new.write_counts.update(old.write_counts)
+        self.compute_managers[device_id] = new
+        await new.start()
+
+    async def wait_for_chores(self) -> None:
+        """Until the background chores started so far are done (their failures are logged)."""
+        for result in await asyncio.gather(*self._chores, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("plant chore failed", error=repr(result))
+
     def run_chore(self, chore: Coroutine[object, object, None]) -> None:
         """Run `chore` in the background, owned: stop() awaits it."""
         task = asyncio.get_running_loop().create_task(chore)
@@ -314,8 +339,8 @@ def _switch(plant: SimulatedPlant, fault: DeviceFault, on: bool) -> None:
     """Turn one device fault on or off in its endpoint's (or unit's) live fault state."""
     log.info("device fault", device=fault.device, kind=fault.kind, on=on)
     if fault.device in plant.compute_managers:  # OPC-UA: only `unreachable` is allowed
-        server = plant.compute_managers[fault.device]
-        plant.run_chore(server.stop() if on else server.start())
+        chore = plant.take_down(fault.device) if on else plant.bring_back(fault.device)
+        plant.run_chore(chore)
         return
     endpoint = plant.endpoint_faults(fault.device)
     _switch_endpoint(endpoint, fault, on, plant.unit_faults)

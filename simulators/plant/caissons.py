@@ -37,20 +37,37 @@ def caisson_tables(site: SiteConfig) -> tuple[FloatArray, FloatArray]:
     types = [site.caisson_type(c) for c in site.caissons]
     params = np.array(
         [
-            [t.it_power, t.heat_capture, t.thermal_capacity, t.chips.count,
-             t.chips.thermal_resistance, t.chips.throttle, t.chips.leakage, t.pump.max_flow,
-             t.pump.power]
+            [
+                t.it_power,
+                t.heat_capture,
+                t.thermal_capacity,
+                t.chips.count,
+                t.chips.thermal_resistance,
+                t.chips.throttle,
+                t.chips.leakage,
+                t.pump.max_flow,
+                t.pump.power,
+            ]
             for t in types
         ]
-    ).T  # fmt: skip
+    ).T
     limits = np.array(
         [
-            [t.plc.safe_pump_speed, t.plc.safe_cap, t.pump.min_speed, t.plc.low_flow,
-             t.plc.low_flow_delay, t.plc.overtemp_warn, t.plc.overtemp_trip,
-             t.plc.trip_reset_delay, t.plc.lease_timeout, t.it_power]
+            [
+                t.plc.safe_pump_speed,
+                t.plc.safe_cap,
+                t.pump.min_speed,
+                t.plc.low_flow,
+                t.plc.low_flow_delay,
+                t.plc.overtemp_warn,
+                t.plc.overtemp_trip,
+                t.plc.trip_reset_delay,
+                t.plc.lease_timeout,
+                t.it_power,
+            ]
             for t in types
         ]
-    ).T  # fmt: skip
+    ).T
     assert params.shape[0] == len(Param)
     assert limits.shape[0] == len(Limit)
     return np.ascontiguousarray(params), np.ascontiguousarray(limits)
@@ -58,9 +75,21 @@ def caisson_tables(site: SiteConfig) -> tuple[FloatArray, FloatArray]:
 
 @njit(cache=True)
 def drive_caissons(
-    params, dt, plc_speed, plc_cap, compute_cap, demand, pump_stopped,
-    water, speed, flow, pump_power, it_power, chip_temp, throttling,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+    params,
+    dt,
+    plc_speed,
+    plc_cap,
+    compute_cap,
+    demand,
+    pump_stopped,
+    water,
+    speed,
+    flow,
+    pump_power,
+    it_power,
+    chip_temp,
+    throttling,
+):  # type: ignore[no-untyped-def]
     """Pumps follow the PLC (a stopped pump stops at once), IT power follows caps, jobs and chips.
     Returns (Σ flow, Σ IT power, Σ pump power).
 

@@ -20,11 +20,35 @@ BoolArray = NDArray[np.bool_]
 
 # Share of the day's hot-water energy drawn in each local hour.
 _HOT_WATER_WEIGHTS: dict[HotWaterProfile, tuple[float, ...]] = {
-    HotWaterProfile.RESIDENTIAL: (1, 0.5, 0.5, 0.5, 1, 2, 5, 8, 7, 5, 4, 4,
-                                  5, 4, 3, 3, 3, 4, 6, 8, 8, 6, 4, 2),
+    HotWaterProfile.RESIDENTIAL: (
+        1,
+        0.5,
+        0.5,
+        0.5,
+        1,
+        2,
+        5,
+        8,
+        7,
+        5,
+        4,
+        4,
+        5,
+        4,
+        3,
+        3,
+        3,
+        4,
+        6,
+        8,
+        8,
+        6,
+        4,
+        2,
+    ),
     HotWaterProfile.POOL: (0, 0, 0, 0, 0, 0, 0, 6, 8, 6, 5, 5, 6, 6, 5, 5, 6, 8, 9, 8, 6, 3, 0, 0),
     HotWaterProfile.FLAT: (1,) * 24,
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -123,8 +147,9 @@ def exogenous_loads(
         parts.append((loads.warehouse.design_load * curve.load_ratio, curve.ret, curve.supply))
     if loads.hot_water is not None:
         hot = loads.hot_water
-        parts.append((hot_water_power(hot, calendar), np.full(n, hot.return_temperature),
-                      hot.supply_min))  # fmt: skip
+        parts.append(
+            (hot_water_power(hot, calendar), np.full(n, hot.return_temperature), hot.supply_min)
+        )
     required = np.full(n, pool_supply if pool_supply is not None else 0.0)
     for _, _, supply in parts:
         required = np.maximum(required, supply)

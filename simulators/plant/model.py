@@ -207,17 +207,30 @@ class PlantModel:
         self.compute_demand = self.drivers.compute_demand[k]
         plcs = self.plcs
         plcs.scan(
-            now, dt, self.commands,
+            now,
+            dt,
+            self.commands,
             self.sensors.read(Sensor.OUTLET, self.water, now),
             self.sensors.read(Sensor.FLOW, self.flow, now),
-            self.leak, self.pump_fault,
-        )  # fmt: skip
+            self.leak,
+            self.pump_fault,
+        )
         source_flow, it_total, pump_total = drive_caissons(
-            self.params, dt, plcs.pump_speed, plcs.it_cap, plcs.compute_cap,
-            self.compute_demand, self.pump_fault | self.pump_seized, self.water,
+            self.params,
+            dt,
+            plcs.pump_speed,
+            plcs.it_cap,
+            plcs.compute_cap,
+            self.compute_demand,
+            self.pump_fault | self.pump_seized,
+            self.water,
             self.pump_speed,
-            self.flow, self.pump_power, self.it_power, self.chip_temp, self.throttling,
-        )  # fmt: skip
+            self.flow,
+            self.pump_power,
+            self.it_power,
+            self.chip_temp,
+            self.throttling,
+        )
 
         # Dry cooler on the caissons' return; then the return and supply pipes in one pass.
         bottom = self.tank.bottom

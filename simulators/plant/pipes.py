@@ -36,9 +36,16 @@ class PlugFlowPipes:
     def advance(self, inlet: FloatArray, moved: FloatArray) -> FloatArray:
         """Push `moved` m³ of water at `inlet` °C into each pipe; return the outflow temperature."""
         advance_pipes(
-            self.ring, self.cell, self.volume, self.position, self.enthalpy_in,
-            self.enthalpy_out, self.outlet, inlet, moved,
-        )  # fmt: skip
+            self.ring,
+            self.cell,
+            self.volume,
+            self.position,
+            self.enthalpy_in,
+            self.enthalpy_out,
+            self.outlet,
+            inlet,
+            moved,
+        )
         return self.outlet
 
     def stored(self) -> FloatArray:
@@ -90,7 +97,10 @@ def advance_pipes(
     state = np.empty(4)
     for p in range(len(volume)):
         state[0], state[1], state[2], state[3] = (
-            position[p], enthalpy_in[p], enthalpy_out[p], outlet[p],
-        )  # fmt: skip
+            position[p],
+            enthalpy_in[p],
+            enthalpy_out[p],
+            outlet[p],
+        )
         outlet[p] = advance_pipe(ring[p], cell[p], volume[p], state, inlet[p], moved[p])
         position[p], enthalpy_in[p], enthalpy_out[p] = state[0], state[1], state[2]

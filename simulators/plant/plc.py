@@ -37,9 +37,11 @@ class Interlock(IntFlag):
 
 
 TRIPS = int(
-    Interlock.LOW_FLOW_TRIP | Interlock.OVERTEMP_TRIP | Interlock.LEAK_TRIP
+    Interlock.LOW_FLOW_TRIP
+    | Interlock.OVERTEMP_TRIP
+    | Interlock.LEAK_TRIP
     | Interlock.PUMP_FAULT_TRIP
-)  # fmt: skip
+)
 _LOW_FLOW, _WARN, _HOT = (
     int(Interlock.LOW_FLOW_TRIP),
     int(Interlock.OVERTEMP_WARN),
@@ -157,21 +159,58 @@ class CaissonPlcs:
     ) -> None:
         c = commands
         self.trips += plc_scan(
-            now, dt, self.limits, self.mode, self.interlocks, self.low_flow_for, self.healthy_for,
-            c.pump_speed, c.plc_cap, c.compute_cap, c.heartbeat_changed_at,
-            c.pump_speed_renewed_at, c.plc_cap_renewed_at, c.compute_cap_renewed_at,
-            c.remote_request, c.trip_reset, outlet_reading, flow_reading, leak, pump_fault,
-            self.pump_speed, self.it_cap, self.compute_cap,
-        )  # fmt: skip
+            now,
+            dt,
+            self.limits,
+            self.mode,
+            self.interlocks,
+            self.low_flow_for,
+            self.healthy_for,
+            c.pump_speed,
+            c.plc_cap,
+            c.compute_cap,
+            c.heartbeat_changed_at,
+            c.pump_speed_renewed_at,
+            c.plc_cap_renewed_at,
+            c.compute_cap_renewed_at,
+            c.remote_request,
+            c.trip_reset,
+            outlet_reading,
+            flow_reading,
+            leak,
+            pump_fault,
+            self.pump_speed,
+            self.it_cap,
+            self.compute_cap,
+        )
 
 
 @njit(cache=True)
 def plc_scan(
-    now, dt, limits, mode, interlocks, low_flow_for, healthy_for,
-    pump_cmd, cap_cmd, compute_cmd, heartbeat_at, pump_at, cap_at, compute_at,
-    remote_request, trip_reset, outlet, flow, leak, pump_fault,
-    out_speed, out_cap, out_compute_cap,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+    now,
+    dt,
+    limits,
+    mode,
+    interlocks,
+    low_flow_for,
+    healthy_for,
+    pump_cmd,
+    cap_cmd,
+    compute_cmd,
+    heartbeat_at,
+    pump_at,
+    cap_at,
+    compute_at,
+    remote_request,
+    trip_reset,
+    outlet,
+    flow,
+    leak,
+    pump_fault,
+    out_speed,
+    out_cap,
+    out_compute_cap,
+):  # type: ignore[no-untyped-def]
     """One PLC scan of every caisson; returns how many caissons tripped in this scan."""
     new_trips = 0
     for i in range(len(mode)):

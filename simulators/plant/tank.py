@@ -53,9 +53,16 @@ class StratifiedTank:
         """source: the caissons' supply, into the top; load: the heat exchanger's primary circuit,
         from the top and back at the bottom."""
         self.losses = step_tank(
-            self.temperature, self.layer_volume, self.loss_per_layer, self.room, self.dt,
-            source_flow, source_in, load_flow, load_return,
-        )  # fmt: skip
+            self.temperature,
+            self.layer_volume,
+            self.loss_per_layer,
+            self.room,
+            self.dt,
+            source_flow,
+            source_in,
+            load_flow,
+            load_return,
+        )
 
 
 @njit(cache=True)

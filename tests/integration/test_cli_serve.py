@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -14,7 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from asyncua import Client, ua
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
+from simulators.devices.pki import CLIENT_URI
 from tests.plant_helpers import ROOT
 
 BOILERCTL = Path(sys.executable).with_name("boilerctl")
@@ -48,8 +53,10 @@ def site(tmp_path: Path) -> Path:
 def start_serving(site: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(BOILERCTL), "--log-level", "warning", "sim", "serve", "--site", str(site), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def read_until(process: subprocess.Popen[str], pattern: str) -> str:
@@ -88,8 +95,16 @@ def test_serve_lists_every_device_answers_mbpoll_and_stops_on_sigterm(
 ) -> None:
     listing = json.loads(read_until(serving, r"^\{"))
     devices = {row["device"]: row for row in listing["devices"]}
-    assert set(devices) == {"c1-skid", "c2-skid", "c3-skid", "plant-skid", "heat-meter",
-                            "c1-compute", "c2-compute", "c3-compute"}  # fmt: skip
+    assert set(devices) == {
+        "c1-skid",
+        "c2-skid",
+        "c3-skid",
+        "plant-skid",
+        "heat-meter",
+        "c1-compute",
+        "c2-compute",
+        "c3-compute",
+    }
     assert devices["heat-meter"]["unit_id"] == 2
     assert devices["c1-compute"]["endpoint"].startswith("opc.tcp://127.0.0.1:")
     skid = devices["c1-skid"]
@@ -97,10 +112,30 @@ def test_serve_lists_every_device_answers_mbpoll_and_stops_on_sigterm(
     mbpoll = shutil.which("mbpoll")
     assert mbpoll is not None, "mbpoll is not installed: run `bash scripts/test.sh`"
     polled = subprocess.run(
-        [mbpoll, "-m", "tcp", "-p", str(skid["port"]), "-a", "1", "-0", "-r", "0", "-c", "2",
-         "-t", "3", "-1", "-q", "127.0.0.1"],
-        capture_output=True, text=True, timeout=15, check=False,
-    )  # fmt: skip
+        [
+            mbpoll,
+            "-m",
+            "tcp",
+            "-p",
+            str(skid["port"]),
+            "-a",
+            "1",
+            "-0",
+            "-r",
+            "0",
+            "-c",
+            "2",
+            "-t",
+            "3",
+            "-1",
+            "-q",
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
     assert polled.returncode == 0, polled.stderr
     temperatures = [int(v) / 10 for v in re.findall(r"\]:\s*(-?\d+)", polled.stdout)]
     assert len(temperatures) == 2
@@ -132,8 +167,11 @@ def test_a_port_in_use_is_one_line_and_exit_3(site: Path) -> None:
     try:
         result = subprocess.run(
             [str(BOILERCTL), "--log-level", "error", "sim", "serve", "--site", str(site)],
-            capture_output=True, text=True, timeout=STARTUP_S, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_S,
+            check=False,
+        )
     finally:
         blocker.close()
     assert result.returncode == 3
@@ -148,7 +186,79 @@ def test_a_bad_fault_plan_is_refused_with_its_line(site: Path, tmp_path: Path) -
     plan.write_text("faults:\n  - {at: 10 s, kind: slow, device: c9-skid, delay: 1 s}\n")
     result = subprocess.run(
         [str(BOILERCTL), "sim", "serve", "--site", str(site), "--faults", str(plan)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith(f"{plan}:2: faults[0].device: unknown device 'c9-skid'")
+
+
+async def test_serve_with_opcua_pki_admits_its_client_pair_only(site: Path, tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    process = start_serving(site, "--json", "--opcua-pki", str(pki))
+    try:
+        listing = json.loads(await asyncio.to_thread(read_until, process, r"^\{"))
+        security = listing["opcua_security"]
+        assert security["mode"] == "SignAndEncrypt"
+        assert Path(security["client_certificate"]).name in {
+            p.name for p in Path(security["trusted_clients"]).iterdir()
+        }
+        endpoint = next(d["endpoint"] for d in listing["devices"] if d["device"] == "c2-compute")
+        client = Client(endpoint, timeout=5)
+        client.application_uri = CLIENT_URI
+        await client.set_security(
+            SecurityPolicyBasic256Sha256,
+            security["client_certificate"],
+            security["client_private_key"],
+            server_certificate=security["server_certificate"],
+            mode=ua.MessageSecurityMode.SignAndEncrypt,
+        )
+        async with client:
+            namespace = await client.get_namespace_index("urn:digital-boiler:compute-manager")
+            node = await client.nodes.objects.get_child(
+                [
+                    ua.QualifiedName("ComputeManager", namespace),
+                    ua.QualifiedName("ItPower", namespace),
+                ]
+            )
+            assert 0 <= await node.read_value() <= 20  # kW
+        offered = await Client(endpoint, timeout=5).connect_and_get_server_endpoints()
+        assert {e.SecurityMode for e in offered} == {ua.MessageSecurityMode.SignAndEncrypt}
+        code, stderr = await asyncio.to_thread(stop_with, process, signal.SIGTERM)
+        assert code == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_the_readme_mbpoll_commands_work_on_the_demo_site() -> None:
+    """`sim serve --site sites/demo.yaml`, read and written exactly as the README shows."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [
+        line.split("#")[0].strip() for line in readme.splitlines() if line.startswith("mbpoll ")
+    ]
+    assert len(commands) == 4
+    process = start_serving(ROOT / "sites" / "demo.yaml", "--json")
+    try:
+        read_until(process, r"^\{")
+        outputs = [
+            subprocess.run(
+                shlex.split(command), capture_output=True, text=True, timeout=15, check=False
+            )
+            for command in commands
+        ]
+        for command, output in zip(commands, outputs, strict=True):
+            assert output.returncode == 0, (command, output.stdout, output.stderr)
+        temperatures = [int(v) / 10 for v in re.findall(r"\]:\s*(-?\d+)", outputs[0].stdout)]
+        assert len(temperatures) == 2
+        assert all(20 < t < 80 for t in temperatures)
+        assert "Written 1 references" in outputs[3].stdout
+        code, stderr = stop_with(process, signal.SIGTERM)
+        assert code == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

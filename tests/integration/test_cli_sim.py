@@ -23,9 +23,13 @@ SCENARIOS = sorted((ROOT / "simulators" / "scenarios").glob("*.yaml"))
 
 def boilerctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BOILERCTL), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        [str(BOILERCTL), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
         check=False,
-    )  # fmt: skip
+    )
 
 
 def on_a_terminal(*args: str, timeout: float = 300) -> tuple[int, str]:

@@ -22,9 +22,12 @@ async def plant() -> AsyncIterator[SimulatedPlant]:
     if MBPOLL is None:
         pytest.fail("mbpoll is not installed: run `bash scripts/test.sh` (it installs it as root)")
     simulated = SimulatedPlant(
-        load_site(SITES / "demo.yaml"), start=datetime(2026, 1, 15, 7, tzinfo=UTC), speed=None,
-        ephemeral_ports=True, opcua=False,
-    )  # fmt: skip
+        load_site(SITES / "demo.yaml"),
+        start=datetime(2026, 1, 15, 7, tzinfo=UTC),
+        speed=None,
+        ephemeral_ports=True,
+        opcua=False,
+    )
     await simulated.start()
     await simulated.advance(300)
     yield simulated
@@ -53,8 +56,19 @@ def port_of(plant: SimulatedPlant, device: str) -> str:
 
 async def test_mbpoll_reads_a_big_endian_float32(plant: SimulatedPlant) -> None:
     # c1-skid it_power: input register 5 (zero-based map), float32 ABCD: mbpoll's -B
-    out = await mbpoll("-p", port_of(plant, "c1-skid"), "-a", "1", "-0", "-r", "5", "-t", "3:float",
-                       "-B", "127.0.0.1")  # fmt: skip
+    out = await mbpoll(
+        "-p",
+        port_of(plant, "c1-skid"),
+        "-a",
+        "1",
+        "-0",
+        "-r",
+        "5",
+        "-t",
+        "3:float",
+        "-B",
+        "127.0.0.1",
+    )
     assert polled_value(out) == pytest.approx(plant.model.it_power[0] / 1000, rel=1e-5)
 
 
@@ -63,32 +77,54 @@ async def test_mbpoll_reads_a_word_swapped_float32_at_a_one_based_address(
 ) -> None:
     # heat meter power: register 3 of a one-based map, float32 CDAB: mbpoll's default order and
     # default one-based addressing, unit 2
-    out = await mbpoll("-p", port_of(plant, "heat-meter"), "-a", "2", "-r", "3", "-t", "3:float",
-                       "127.0.0.1")  # fmt: skip
+    out = await mbpoll(
+        "-p", port_of(plant, "heat-meter"), "-a", "2", "-r", "3", "-t", "3:float", "127.0.0.1"
+    )
     expected = plant.binding("heat-meter").read("power")
     assert isinstance(expected, float)
     assert polled_value(out) == pytest.approx(expected, rel=1e-5)
 
 
 async def test_mbpoll_reads_a_scaled_int16(plant: SimulatedPlant) -> None:
-    out = await mbpoll("-p", port_of(plant, "c1-skid"), "-a", "1", "-0", "-r", "1", "-t", "3",
-                       "127.0.0.1")  # fmt: skip
+    out = await mbpoll(
+        "-p", port_of(plant, "c1-skid"), "-a", "1", "-0", "-r", "1", "-t", "3", "127.0.0.1"
+    )
     raw = polled_value(out)
     assert raw == pytest.approx(plant.model.water[0] * 10, abs=0.51)  # outlet_temp, 0.1 degC
 
 
 async def test_mbpoll_writes_a_setpoint_the_plant_takes(plant: SimulatedPlant) -> None:
-    out = await mbpoll("-p", port_of(plant, "c2-skid"), "-a", "1", "-0", "-r", "0", "-t", "4",
-                       "127.0.0.1", "615")  # fmt: skip
+    out = await mbpoll(
+        "-p", port_of(plant, "c2-skid"), "-a", "1", "-0", "-r", "0", "-t", "4", "127.0.0.1", "615"
+    )
     assert "Written 1 references" in out
     assert plant.model.commands.pump_speed[1] == pytest.approx(0.615)
     # and a value beyond the point's limits is refused: mbpoll exits 1, nothing changes
     result = await asyncio.to_thread(
         subprocess.run,
-        [str(MBPOLL), "-m", "tcp", "-1", "-q", "-p", port_of(plant, "c2-skid"), "-a", "1", "-0",
-         "-r", "0", "-t", "4", "127.0.0.1", "1200"],
-        capture_output=True, text=True, timeout=15, check=False,
-    )  # fmt: skip
+        [
+            str(MBPOLL),
+            "-m",
+            "tcp",
+            "-1",
+            "-q",
+            "-p",
+            port_of(plant, "c2-skid"),
+            "-a",
+            "1",
+            "-0",
+            "-r",
+            "0",
+            "-t",
+            "4",
+            "127.0.0.1",
+            "1200",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
     assert result.returncode != 0
     assert "Illegal data value" in result.stdout + result.stderr
     assert plant.model.commands.pump_speed[1] == pytest.approx(0.615)

@@ -462,19 +462,29 @@ async def _node_opcua_session(
     await publish()
     process = await asyncio.create_subprocess_exec(
         *command,
-        "--endpoint", server.endpoint,
-        "--namespace", server.device_map.namespace,
-        "--browse-path", "ComputeManager/ChipTempMax",
-        "--mode", mode,
-        "--cert", str(pair.cert),
-        "--key", str(pair.key),
-        "--application-uri", pair.uri,
-        "--pki", str(pki),
-        "--changes", str(changes),
-        "--timeout", str(NODE_TIMEOUT - 5),
+        "--endpoint",
+        server.endpoint,
+        "--namespace",
+        server.device_map.namespace,
+        "--browse-path",
+        "ComputeManager/ChipTempMax",
+        "--mode",
+        mode,
+        "--cert",
+        str(pair.cert),
+        "--key",
+        str(pair.key),
+        "--application-uri",
+        pair.uri,
+        "--pki",
+        str(pki),
+        "--changes",
+        str(changes),
+        "--timeout",
+        str(NODE_TIMEOUT - 5),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     output = asyncio.ensure_future(process.communicate())
     try:
         async with asyncio.timeout(NODE_TIMEOUT):

@@ -12,18 +12,20 @@ import random
 import struct
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal, cast
 
 import pytest
+from asyncua import Client
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 
-from controller.config.loader import LoadedSite, load_site
+from controller.config.loader import ConfigError, LoadedSite, load_site
 from controller.config.maps import ByteOrder, DataType, ModbusMap, ModbusPoint, Table
 from simulators.devices.fault_plan import load_fault_plan
 from simulators.devices.plant_server import SimulatedPlant
 from simulators.plant.plc import PlcMode
-from tests.plant_helpers import SITES
+from tests.plant_helpers import ROOT, SITES
 
 START = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
 DATATYPE = AsyncModbusTcpClient.DATATYPE
@@ -37,7 +39,10 @@ def demo_site() -> LoadedSite:
 FAULT_PLAN = """\
 faults:
   - {at: 1000 s, kind: unreachable, device: c2-skid, mode: refuse, duration: 10 s}
-  - {at: 1020 s, kind: sensor_fault, caisson: c3, sensor: outlet_temp}
+  - {at: 1020 s, kind: sensor_fault, caisson: c3, sensor: outlet_temp, duration: 60 s}
+  - {at: 1100 s, kind: pump_trip, caisson: c2, duration: 5 min}
+  - {at: 1100 s, kind: leak, caisson: c1}
+  - {at: 1100 s, kind: sensor_stuck, caisson: c3, sensor: outlet_temp}
 """
 
 
@@ -45,8 +50,8 @@ faults:
 async def plant(
     demo_site: LoadedSite, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[SimulatedPlant]:
-    """The demo plant in lockstep on free ports, 10 minutes into a January morning; c2's skid is
-    unreachable from plant second 1000 to 1010 and c3's outlet sensor faulty from 1020 on."""
+    """The demo plant in lockstep on free ports, 10 minutes into a January morning, with the faults
+    of FAULT_PLAN ahead of it."""
     plan_file = tmp_path_factory.mktemp("faults") / "faults.yaml"
     plan_file.write_text(FAULT_PLAN)
     faults = load_fault_plan(plan_file, demo_site)
@@ -60,7 +65,13 @@ async def plant(
 
 
 async def client_for(plant: SimulatedPlant, device_id: str) -> AsyncModbusTcpClient:
+    """A connected client; waits (bounded) for a port that a fault had closed to reopen."""
     endpoint = plant.endpoint_of(device_id)
+    gateway = endpoint.gateway
+    assert gateway is not None
+    async with asyncio.timeout(5):
+        while not gateway.listening:
+            await asyncio.sleep(0.01)
     client = AsyncModbusTcpClient(endpoint.host, port=endpoint.port, timeout=1.0, retries=0)
     assert await client.connect()
     return client
@@ -245,12 +256,7 @@ async def test_fault_plan_makes_a_device_unreachable_and_back(plant: SimulatedPl
     finally:
         other.close()
     await plant.advance(10)
-    gateway = endpoint.gateway
-    assert gateway is not None
-    async with asyncio.timeout(5):  # the gateway reopens its port at its next poll
-        while not gateway.listening:
-            await asyncio.sleep(0.01)
-    client = await client_for(plant, "c2-skid")
+    client = await client_for(plant, "c2-skid")  # once the gateway has reopened its port
     try:
         assert not (await client.read_input_registers(0, count=2, device_id=1)).isError()
     finally:
@@ -326,9 +332,14 @@ async def test_real_and_accelerated_time_step_the_plant_at_speed_steps_per_secon
 ) -> None:
     fake = FakeTime()
     simulated = SimulatedPlant(
-        demo_site, start=START, speed=speed, ephemeral_ports=True, opcua=False,
-        clock=fake.clock, sleep=fake.sleep,
-    )  # fmt: skip
+        demo_site,
+        start=START,
+        speed=speed,
+        ephemeral_ports=True,
+        opcua=False,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
     await simulated.start()
     try:
         started = fake.now
@@ -350,5 +361,116 @@ async def test_lockstep_moves_only_when_asked(demo_site: LoadedSite) -> None:
         assert simulated.model.step_index == 0
         await simulated.advance(7)
         assert simulated.model.step_index == 7
+    finally:
+        await simulated.stop()
+
+
+async def test_pump_trip_leak_and_stuck_sensor_show_in_the_registers(plant: SimulatedPlant) -> None:
+    """What a controller sees of plant faults: status bits, the leak input, interlocks, a frozen
+    reading."""
+    await plant.advance(max(1101 - plant.model.step_index, 0))
+    c1 = await client_for(plant, "c1-skid")
+    c2 = await client_for(plant, "c2-skid")
+    c3 = await client_for(plant, "c3-skid")
+    try:
+        stuck_at = (await c3.read_input_registers(1, count=1, device_id=1)).registers[0]
+        # c3 is still tripped from its sensor's fault code (fail safe): a trip reset clears it
+        assert (await c3.read_input_registers(9, count=1, device_id=1)).registers[0] & (1 << 2)
+        await c3.write_coil(1, True, device_id=1)  # trip_reset
+        # drive c3 hard (remote, 30 % pump, 20 kW) so that its real outlet temperature climbs
+        await c3.write_coil(0, True, device_id=1)
+        for beat in range(120):
+            await c3.write_registers(0, [300, 2000, 1000 + beat], device_id=1)
+            await plant.advance(1)
+        # c2: the drive tripped: fault bit 3 of pump_status, no flow, the PLC's pump-fault trip
+        inputs = (await c2.read_input_registers(0, count=10, device_id=1)).registers
+        assert inputs[8] & (1 << 3)  # pump_status: pump_fault
+        assert inputs[2] == 0  # flow
+        assert inputs[9] & (1 << 4)  # interlocks: pump_fault_trip
+        # c3: its outlet sensor reads what it read when it stuck, the water is far warmer
+        assert (await c3.read_input_registers(1, count=1, device_id=1)).registers[0] == stuck_at
+        assert plant.model.water[2] * 10 > stuck_at + 20
+        # c1: the drip tray is wet: leak input on, caisson isolated and its IT power cut
+        assert (await c1.read_discrete_inputs(0, count=1, device_id=1)).bits[0] is True
+        c1_inputs = (await c1.read_input_registers(0, count=10, device_id=1)).registers
+        assert c1_inputs[9] & (1 << 3)  # interlocks: leak_trip
+        assert c1_inputs[5:7] == [0, 0]  # it_power 0.0 kW as float32
+        # and c3's PLC, fooled by its stuck sensor, sees nothing wrong: no interlock
+        assert (await c3.read_input_registers(9, count=1, device_id=1)).registers[0] == 0
+    finally:
+        for client in (c1, c2, c3):
+            client.close()
+
+
+def test_the_sample_fault_plan_is_valid_and_shows_every_kind(demo_site: LoadedSite) -> None:
+    plan = load_fault_plan(ROOT / "simulators" / "faults" / "demo-bad-day.yaml", demo_site)
+    kinds = {fault.kind for fault in plan.device_faults}
+    assert kinds == {
+        "slow",
+        "unreachable",
+        "silent",
+        "exception",
+        "late_replies",
+        "wrong_transaction_id",
+        "garbage",
+        "connection_limit",
+        "idle_timeout",
+    }
+    assert {event.kind for event in plan.plant_events} >= {
+        "sensor_stuck",
+        "sensor_drift",
+        "sensor_fault",
+        "pump_trip",
+        "leak",
+    }
+
+
+async def test_an_opcua_device_can_only_be_made_unreachable(
+    demo_site: LoadedSite, tmp_path: Path
+) -> None:
+    plan = tmp_path / "faults.yaml"
+    plan.write_text("faults:\n  - {at: 1 s, kind: slow, device: c1-compute, delay: 1 s}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_fault_plan(plan, demo_site)
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.field) == (2, "faults[0].kind")
+    assert issue.message == "slow is a Modbus fault; 'c1-compute' is an OPC-UA device"
+
+
+async def test_an_unreachable_compute_manager_goes_away_and_comes_back(
+    demo_site: LoadedSite, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "faults.yaml"
+    plan_file.write_text(
+        "faults:\n  - {at: 5 s, kind: unreachable, device: c1-compute, duration: 10 s}\n"
+    )
+    simulated = SimulatedPlant(
+        demo_site,
+        start=START,
+        speed=None,
+        ephemeral_ports=True,
+        faults=load_fault_plan(plan_file, demo_site),
+    )
+    only_c1 = {
+        device: server
+        for device, server in simulated.compute_managers.items()
+        if device == "c1-compute"
+    }
+    simulated.compute_managers = only_c1  # one OPC-UA server is enough here (2 s each to start)
+    await simulated.start()
+    try:
+        endpoint = simulated.compute_managers["c1-compute"].endpoint
+        async with Client(endpoint, timeout=3) as client:
+            assert await client.get_namespace_index("urn:digital-boiler:compute-manager") > 0
+        await simulated.advance(6)
+        await simulated.wait_for_chores()
+        with pytest.raises((OSError, TimeoutError)):
+            async with Client(endpoint, timeout=1):
+                pass
+        await simulated.advance(10)
+        await simulated.wait_for_chores()
+        assert simulated.compute_managers["c1-compute"].endpoint == endpoint  # same port
+        async with Client(endpoint, timeout=3) as client:
+            assert await client.get_namespace_index("urn:digital-boiler:compute-manager") > 0
     finally:
         await simulated.stop()

@@ -26,14 +26,25 @@ def energy_imbalance(model: PlantModel, stored_at_start: float) -> float:
     ("site", "fields"),
     [
         ("demo", {"weather": {"kind": "profile", "seed": 1}}),
-        ("demo", {"weather": {"kind": "profile", "seed": 2}, "events": [
-            {"at": "2 h", "kind": "pump_trip", "caisson": "c2", "duration": "30 min"},
-            {"at": "6 h", "kind": "leak", "caisson": "c1", "duration": "2 h"},
-            {"at": "11 h", "kind": "sensor_stuck", "caisson": "c3", "sensor": "outlet_temp"},
-        ]}),
+        (
+            "demo",
+            {
+                "weather": {"kind": "profile", "seed": 2},
+                "events": [
+                    {"at": "2 h", "kind": "pump_trip", "caisson": "c2", "duration": "30 min"},
+                    {"at": "6 h", "kind": "leak", "caisson": "c1", "duration": "2 h"},
+                    {
+                        "at": "11 h",
+                        "kind": "sensor_stuck",
+                        "caisson": "c3",
+                        "sensor": "outlet_temp",
+                    },
+                ],
+            },
+        ),
     ],
     ids=["winter-day", "faults"],
-)  # fmt: skip
+)
 def test_energy_balance_closes_over_a_day(site: str, fields: dict[str, object]) -> None:
     run = scenario_run(site_config(site), duration="24 h", **fields)
     start = run.model.stored_heat()

@@ -113,8 +113,12 @@ def test_a_broken_site_reports_against_the_site_file(workdir: Path) -> None:
 
 def csv_scenario(workdir: Path, rows: list[str]) -> Path:
     (workdir / "simulators" / "scenarios" / "weather.csv").write_text("\n".join(rows) + "\n")
-    return edited(workdir, "demo-winter-day", "weather: {kind: profile, seed: 1}",
-                  "weather: {kind: csv, file: weather.csv}")  # fmt: skip
+    return edited(
+        workdir,
+        "demo-winter-day",
+        "weather: {kind: profile, seed: 1}",
+        "weather: {kind: csv, file: weather.csv}",
+    )
 
 
 def run_for(path: Path) -> ScenarioRun:
@@ -123,12 +127,15 @@ def run_for(path: Path) -> ScenarioRun:
 
 
 def test_weather_from_a_csv_file_is_interpolated(workdir: Path) -> None:
-    path = csv_scenario(workdir, [
-        "timestamp,temperature",
-        "2026-01-14T23:00:00+00:00,-4.0",  # the scenario starts at 2026-01-15T00:00+01:00
-        "2026-01-15T11:00:00+00:00,8.0",
-        "2026-01-16T00:00:00+01:00,-4.0",
-    ])  # fmt: skip
+    path = csv_scenario(
+        workdir,
+        [
+            "timestamp,temperature",
+            "2026-01-14T23:00:00+00:00,-4.0",  # the scenario starts at 2026-01-15T00:00+01:00
+            "2026-01-15T11:00:00+00:00,8.0",
+            "2026-01-16T00:00:00+01:00,-4.0",
+        ],
+    )
     outdoor = run_for(path).model.drivers.outdoor
     assert outdoor[0] == pytest.approx(-4.0)
     assert outdoor[6 * 3600] == pytest.approx(2.0)  # half-way to the 12:00 local peak
@@ -140,15 +147,24 @@ def test_weather_from_a_csv_file_is_interpolated(workdir: Path) -> None:
     ("rows", "bad_line", "message"),
     [
         (["2026-01-14T23:00:00,-4", "2026-01-16T00:00:00+00:00,1"], 1, "has no UTC offset"),
-        (["2026-01-14T23:00:00+00:00,-4", "2026-01-15T10:00:00+00:00,cold"], 2,
-         "expected 'timestamp,temperature'"),
-        (["2026-01-14T23:00:00+00:00,-4", "2026-01-15T10:00:00+00:00,1"], 1,
-         "does not cover the scenario's period"),
-        (["2026-01-15T10:00:00+00:00,1", "2026-01-14T10:00:00+00:00,1"], 2,
-         "timestamps must increase"),
+        (
+            ["2026-01-14T23:00:00+00:00,-4", "2026-01-15T10:00:00+00:00,cold"],
+            2,
+            "expected 'timestamp,temperature'",
+        ),
+        (
+            ["2026-01-14T23:00:00+00:00,-4", "2026-01-15T10:00:00+00:00,1"],
+            1,
+            "does not cover the scenario's period",
+        ),
+        (
+            ["2026-01-15T10:00:00+00:00,1", "2026-01-14T10:00:00+00:00,1"],
+            2,
+            "timestamps must increase",
+        ),
     ],
     ids=["no-offset", "not-a-number", "too-short", "not-increasing"],
-)  # fmt: skip
+)
 def test_bad_weather_csv(workdir: Path, rows: list[str], bad_line: int, message: str) -> None:
     path = csv_scenario(workdir, rows)
     with pytest.raises(ConfigError) as caught:
