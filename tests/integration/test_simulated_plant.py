@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import struct
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -472,5 +473,35 @@ async def test_an_unreachable_compute_manager_goes_away_and_comes_back(
         assert simulated.compute_managers["c1-compute"].endpoint == endpoint  # same port
         async with Client(endpoint, timeout=3) as client:
             assert await client.get_namespace_index("urn:digital-boiler:compute-manager") > 0
+    finally:
+        await simulated.stop()
+
+
+async def test_several_unit_ids_behind_one_address_are_one_endpoint(tmp_path: Path) -> None:
+    """The plant skid (unit 1) and the heat meter (unit 2) behind one serial gateway address."""
+    for folder in ("sites", "plc_maps"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    site_file = tmp_path / "sites" / "demo.yaml"
+    text = site_file.read_text().replace("port: 15031", "port: 15030")
+    site_file.write_text(text)
+    site = load_site(site_file)
+    simulated = SimulatedPlant(site, start=START, speed=None, ephemeral_ports=True, opcua=False)
+    await simulated.start()
+    try:
+        await simulated.advance(30)
+        shared = simulated.endpoint_of("plant-skid")
+        assert simulated.endpoint_of("heat-meter") is shared
+        assert sorted(shared.units) == [1, 2]
+        client = await client_for(simulated, "plant-skid")
+        try:
+            tank = (await client.read_input_registers(0, count=1, device_id=1)).registers[0]
+            assert tank / 10 == pytest.approx(simulated.model.tank.top, abs=0.06)
+            meter = (await client.read_input_registers(2, count=2, device_id=2)).registers
+            power = AsyncModbusTcpClient.convert_from_registers(
+                meter, DATATYPE.FLOAT32, word_order="little"
+            )
+            assert power == pytest.approx(simulated.binding("heat-meter").read("power"), rel=1e-5)
+        finally:
+            client.close()
     finally:
         await simulated.stop()
