@@ -31,8 +31,6 @@ sys.path.insert(0, str(ROOT))
 from controller.config.loader import load_site  # noqa: E402
 from controller.config.site import SiteConfig  # noqa: E402
 from simulators.plant.caissons import drive_caissons, heat_caissons  # noqa: E402
-from simulators.plant.pipes import advance_pipes  # noqa: E402
-from simulators.plant.plc import plc_scan  # noqa: E402
 from simulators.plant.tank import step_tank  # noqa: E402
 from simulators.run import ScenarioRun  # noqa: E402
 from simulators.scenario import Scenario  # noqa: E402
@@ -111,7 +109,8 @@ def time_model(caissons: int, hours: float) -> dict[str, float]:
 
 
 def time_ceiling(caissons: int, steps: int) -> dict[str, float]:
-    """The compiled kernels of one step, on a live model's arrays, with no Python glue."""
+    """The compiled kernels of one step (through their one-line wrappers), on a live model's
+    arrays, without the rest of the step's Python."""
     run = make_run(caissons, 0.05)
     m = run.model
     m.step()
@@ -123,31 +122,7 @@ def time_ceiling(caissons: int, steps: int) -> dict[str, float]:
     start = time.perf_counter()
     for k in range(steps):
         now = float(k)
-        plc_scan(
-            now,
-            1.0,
-            plcs.limits,
-            plcs.mode,
-            plcs.interlocks,
-            plcs.low_flow_for,
-            plcs.healthy_for,
-            c.pump_speed,
-            c.plc_cap,
-            c.compute_cap,
-            c.heartbeat_changed_at,
-            c.pump_speed_renewed_at,
-            c.plc_cap_renewed_at,
-            c.compute_cap_renewed_at,
-            c.remote_request,
-            c.trip_reset,
-            outlet,
-            flow,
-            m.leak,
-            m.pump_fault,
-            plcs.pump_speed,
-            plcs.it_cap,
-            plcs.compute_cap,
-        )
+        plcs.scan(now, 1.0, c, outlet, flow, m.leak, m.pump_fault)
         drive_caissons(
             m.params,
             1.0,
@@ -164,17 +139,7 @@ def time_ceiling(caissons: int, steps: int) -> dict[str, float]:
             m.chip_temp,
             m.throttling,
         )
-        advance_pipes(
-            pipes.ring,
-            pipes.cell,
-            pipes.volume,
-            pipes.position,
-            pipes.enthalpy_in,
-            pipes.enthalpy_out,
-            pipes.outlet,
-            inlet,
-            moved,
-        )
+        pipes.advance(inlet, moved)
         heat_caissons(m.params, 1.0, m.water, m.inlet, m.flow, m.it_power, m.pump_power)
         step_tank(
             tank.temperature,

@@ -99,7 +99,7 @@ class WarmSpell(_TimedEvent):
     offset: TemperatureDifference
 
 
-Event = Annotated[
+PlantEvent = (
     PumpTrip
     | Leak
     | SensorStuck
@@ -107,9 +107,9 @@ Event = Annotated[
     | SensorDrift
     | DrainAndRefill
     | DemandStep
-    | WarmSpell,
-    Field(discriminator="kind"),
-]
+    | WarmSpell
+)
+Event = Annotated[PlantEvent, Field(discriminator="kind")]
 
 
 class Scenario(StrictModel):

@@ -25,17 +25,7 @@ from controller.config.loader import LoadedSite, load_document
 from controller.config.maps import StrictModel
 from controller.config.site import ModbusDevice
 from controller.config.units import Duration
-from simulators.scenario import (
-    DemandStep,
-    DrainAndRefill,
-    Leak,
-    PumpTrip,
-    SensorDrift,
-    SensorFault,
-    SensorStuck,
-    WarmSpell,
-    check_event,
-)
+from simulators.scenario import PlantEvent, check_event
 
 
 class _DeviceFault(StrictModel):
@@ -103,16 +93,6 @@ DeviceFault = (
     | Garbage
     | ConnectionLimit
     | IdleTimeout
-)
-PlantEvent = (
-    PumpTrip
-    | Leak
-    | SensorStuck
-    | SensorFault
-    | SensorDrift
-    | DrainAndRefill
-    | DemandStep
-    | WarmSpell
 )
 MODBUS_ONLY = (
     Slow,
