@@ -148,6 +148,9 @@ class PointBase(StrictModel):
     lease_timeout: Duration | None = None
     poll: PollClass = PollClass.FAST
     historian: bool = True
+    # Writing it twice does no harm (an absolute setpoint), so a write that timed out may be
+    # sent again. Commands and counters are not: a repeated "start" or heartbeat is wrong.
+    idempotent: bool = False
 
     @field_validator("unit")
     @classmethod

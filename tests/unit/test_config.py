@@ -359,7 +359,8 @@ def test_unknown_point_needed_by_a_role(tree: Path) -> None:
 def test_role_point_the_controller_writes_must_be_writable(tree: Path) -> None:
     edit(
         tree / "plc_maps" / "compute_manager.yaml",
-        "    access: rw\n    limits: {min: 0, max: 25}\n    lease: true\n    lease_timeout: 10 s\n",
+        "    access: rw\n    idempotent: true\n    limits: {min: 0, max: 25}\n"
+        "    lease: true\n    lease_timeout: 10 s\n",
         "",
         after="id: power_cap",
     )
