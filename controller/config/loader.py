@@ -477,6 +477,8 @@ def _role_uses(config: SiteConfig) -> Iterator[tuple[Loc, Role, str]]:
     for index, caisson in enumerate(config.caissons):
         yield ("caissons", index, "skid"), CAISSON_SKID, caisson.skid
         yield ("caissons", index, "compute"), COMPUTE_MANAGER, caisson.compute
+        if caisson.heat_meter is not None:
+            yield ("caissons", index, "heat_meter"), HEAT_METER, caisson.heat_meter
     yield ("plant", "skid"), PLANT_SKID, config.plant.skid
     yield ("plant", "heat_meter"), HEAT_METER, config.plant.heat_meter
 

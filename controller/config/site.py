@@ -163,6 +163,7 @@ class Caisson(StrictModel):
     type: str  # a key of caisson_types
     skid: str  # a Modbus device id (caisson skid map)
     compute: str  # an OPC-UA device id (compute manager map)
+    heat_meter: str | None = None  # a Modbus device id (heat meter map) metering this caisson
     pipes: CaissonPipes
 
 

@@ -216,6 +216,23 @@ def heat_meter(model: PlantModel) -> tuple[dict[str, Reader], dict[str, Writer]]
     return readers, {}
 
 
+def caisson_heat_meter(model: PlantModel, i: int) -> tuple[dict[str, Reader], dict[str, Writer]]:
+    """A heat meter on one caisson: its flow, outlet (forward) and inlet (return)."""
+
+    def power() -> float:
+        return float(VOLUMETRIC_HEAT * model.flow[i] * (model.water[i] - model.inlet[i]))
+
+    readers: dict[str, Reader] = {
+        "flow": lambda: float(model.flow[i]),
+        "power": power,
+        "forward_temp": lambda: float(model.water[i]),
+        "return_temp": lambda: float(model.inlet[i]),
+        "energy": lambda: float(model.caisson_meter_energy[i]),
+        "volume": lambda: float(model.caisson_meter_volume[i]),
+    }
+    return readers, {}
+
+
 def plant_skid(model: PlantModel) -> tuple[dict[str, Reader], dict[str, Writer]]:
     flows, tank, commands = model.flows, model.tank, model.plant_commands
     last = len(tank.temperature) - 1
@@ -263,6 +280,8 @@ def site_bindings(model: PlantModel, site: LoadedSite) -> dict[str, DeviceBindin
     for i, caisson in enumerate(config.caissons):
         parts[caisson.skid] = caisson_skid(model, i)
         parts[caisson.compute] = compute_manager(model, i)
+        if caisson.heat_meter is not None:
+            parts[caisson.heat_meter] = caisson_heat_meter(model, i)
     return {
         device_id: DeviceBinding(device_id, site.device_map(device_id), readers, writers)
         for device_id, (readers, writers) in parts.items()

@@ -154,6 +154,8 @@ class PlantModel:
         # The heat meter on the caissons' circuit counts what a real one would (J, m³).
         self.meter_energy = 0.0
         self.meter_volume = 0.0
+        self.caisson_meter_energy = np.zeros(count)  # each caisson's own heat meter, J
+        self.caisson_meter_volume = np.zeros(count)  # m³
 
     @property
     def time(self) -> float:
@@ -245,6 +247,8 @@ class PlantModel:
         moved *= dt
         outflow = self.pipes.advance(inlet, moved)
         self.inlet[:] = outflow[:count]
+        self.caisson_meter_energy += VOLUMETRIC_HEAT * self.flow * (self.water - self.inlet) * dt
+        self.caisson_meter_volume += self.flow * dt
         room = heat_caissons(
             self.params, dt, self.water, self.inlet, self.flow, self.it_power, self.pump_power
         )

@@ -505,3 +505,38 @@ async def test_several_unit_ids_behind_one_address_are_one_endpoint(tmp_path: Pa
             client.close()
     finally:
         await simulated.stop()
+
+
+async def test_a_caisson_can_have_its_own_heat_meter(tmp_path: Path) -> None:
+    for folder in ("sites", "plc_maps"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    site_file = tmp_path / "sites" / "demo.yaml"
+    text = site_file.read_text()
+    text = text.replace(
+        "  - {id: c1-compute,",
+        "  - {id: c1-meter, protocol: modbus, map: heat_meter, host: 127.0.0.1, port: 15040,"
+        " unit_id: 1}\n  - {id: c1-compute,",
+    ).replace("    compute: c1-compute\n", "    compute: c1-compute\n    heat_meter: c1-meter\n")
+    site_file.write_text(text)
+    site = load_site(site_file)
+    assert site.config.caissons[0].heat_meter == "c1-meter"
+    simulated = SimulatedPlant(site, start=START, speed=None, ephemeral_ports=True, opcua=False)
+    await simulated.start()
+    try:
+        await simulated.advance(300)
+        model = simulated.model
+        meter = simulated.binding("c1-meter")
+        expected_kw = 4.115e6 * model.flow[0] * (model.water[0] - model.inlet[0]) / 1000
+        assert meter.read("power") == pytest.approx(expected_kw, rel=0.01)
+        assert meter.read("forward_temp") == pytest.approx(model.water[0])
+        client = await client_for(simulated, "c1-meter")
+        try:
+            response = await client.read_input_registers(2, count=2, device_id=1)
+            power = AsyncModbusTcpClient.convert_from_registers(
+                response.registers, DATATYPE.FLOAT32, word_order="little"
+            )
+            assert power == pytest.approx(meter.read("power"), rel=1e-5)
+        finally:
+            client.close()
+    finally:
+        await simulated.stop()

@@ -517,3 +517,19 @@ def test_boilerctl_check_config_on_the_bundled_files() -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert "ok sites/demo.yaml (site residential, 8 devices, 3 caissons)" in result.stdout
+
+
+def test_a_caisson_heat_meter_must_be_a_heat_meter(tree: Path) -> None:
+    site = tree / "sites" / "demo.yaml"
+    line = (
+        edit(
+            site,
+            "    compute: c1-compute\n",
+            "    compute: c1-compute\n    heat_meter: plant-skid\n",
+        )
+        + 1
+    )
+    issues = check_files([site])
+    assert (issues[0].line, issues[0].field) == (line, "caissons[0].heat_meter")
+    assert "lacks points 'flow', 'power'" in issues[0].message
+    assert issues[0].message.endswith("needed by a heat meter")
