@@ -88,26 +88,28 @@ class ModbusConnection:
 
     async def read(self, table: Table, unit: int, start: int, count: int) -> list[int] | list[bool]:
         """Registers (holding, input) or bits (coil, discrete) from `start` (wire address)."""
-        response = await self._request(lambda c: _READERS[table](c, start, count, unit))
+        response = await self._request(
+            lambda c: _READERS[table](c, start, count, unit), _READ_FUNCTION[table]
+        )
         if table.is_bit_table:
             return list(response.bits[:count])
         return list(response.registers)
 
     async def write_registers(self, unit: int, start: int, values: list[int]) -> None:
         if len(values) == 1:
-            await self._request(lambda c: c.write_register(start, values[0], device_id=unit))
+            await self._request(lambda c: c.write_register(start, values[0], device_id=unit), 6)
         else:
-            await self._request(lambda c: c.write_registers(start, values, device_id=unit))
+            await self._request(lambda c: c.write_registers(start, values, device_id=unit), 16)
 
     async def write_coil(self, unit: int, address: int, value: bool) -> None:
-        await self._request(lambda c: c.write_coil(address, value, device_id=unit))
+        await self._request(lambda c: c.write_coil(address, value, device_id=unit), 5)
 
     async def close(self) -> None:
         async with self._lock:
             self._drop()
 
     async def _request(
-        self, call: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]]
+        self, call: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]], function: int
     ) -> ModbusPDU:
         async with self._lock:
             client = await self._connected()
@@ -126,6 +128,10 @@ class ModbusConnection:
                 raise NotConnectedError(str(error)) from None
             finally:
                 self._last_request_end = self.clock()
+        if response.function_code & 0x7F != function:  # the answer to some other question
+            self.counters.mismatched_replies += 1
+            await self.close()
+            raise MismatchedReplyError(f"function {response.function_code} answered {function}")
         if response.isError():
             self.counters.exception_replies += 1
             raise ExceptionReplyError(int(getattr(response, "exception_code", 0)))
@@ -187,6 +193,7 @@ class ModbusConnection:
             self._client = None
 
 
+_READ_FUNCTION = {Table.COIL: 1, Table.DISCRETE: 2, Table.HOLDING: 3, Table.INPUT: 4}
 _READERS: dict[Table, Callable[[AsyncModbusTcpClient, int, int, int], Awaitable[ModbusPDU]]] = {
     Table.HOLDING: lambda c, s, n, u: c.read_holding_registers(s, count=n, device_id=u),
     Table.INPUT: lambda c, s, n, u: c.read_input_registers(s, count=n, device_id=u),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
 
 from controller.config.loader import LoadedSite, load_site
+from controller.config.maps import Table
 from controller.fieldbus.field_io import FieldIO
 from controller.fieldbus.health import Backoff, Health
 from controller.fieldbus.image import PointRef, ProcessImage, Quality, Reason, Sample
@@ -384,3 +386,73 @@ async def test_field_io_feeds_the_image_with_every_point_of_the_demo_plant(
     finally:
         await field.stop()
         await simulated.stop()
+
+
+async def test_slow_points_are_read_every_slow_every_polls(
+    fieldbus: tuple[ModbusIO, ProcessImage], plant: SimulatedPlant
+) -> None:
+    io, image = fieldbus
+    driver = io.drivers["c1-skid"]  # lease_timeout is its slow point, slow_every = 10
+    stamps = []
+    for _ in range(11):
+        await driver.poll()
+        stamps.append(samples_of(image, "c1-skid")["lease_timeout"].timestamp)
+    assert len(set(stamps[:10])) == 1  # read once by the first poll, kept by the next nine
+    assert stamps[10] > stamps[0]  # and read again by the eleventh
+
+
+async def test_requests_to_a_device_keep_its_minimum_gap(
+    site: LoadedSite, plant: SimulatedPlant
+) -> None:
+    image = ProcessImage()
+    address = (plant.endpoint_of("c1-skid").host, plant.endpoint_of("c1-skid").port)
+    io = ModbusIO(site, image, addresses={"c1-skid": address})
+    driver = io.drivers["c1-skid"]
+    driver.connection.request_gap = 0.1
+    try:
+        await driver.poll()  # connect
+        started = asyncio.get_running_loop().time()
+        await driver.poll()  # four requests
+        elapsed = asyncio.get_running_loop().time() - started
+    finally:
+        await io.stop()
+    assert elapsed >= 4 * 0.1  # a gap before each (the previous poll's last request was just now)
+
+
+async def test_a_float_setpoint_is_written_as_two_word_swapped_registers() -> None:
+    """Multiple-register write of a float32 in CDAB order to a Node.js (jsmodbus) server, read
+    back by the driver (verify) and decoded here with struct."""
+    from controller.config.maps import ModbusMap
+    from controller.fieldbus.modbus_driver import ModbusDeviceDriver
+    from controller.fieldbus.modbus_transport import ModbusConnection
+
+    device_map = ModbusMap.model_validate(
+        {
+            "protocol": "modbus",
+            "device_type": "test",
+            "addressing": "zero-based",
+            "order": "CDAB",
+            "points": [
+                {
+                    "id": "supply_setpoint",
+                    "table": "holding",
+                    "address": 10,
+                    "type": "float32",
+                    "unit": "degC",
+                    "access": "rw",
+                    "limits": {"min": 20, "max": 80},
+                    "idempotent": True,
+                }
+            ],
+        }
+    )
+    async with node_modbus_server({"holding": {10: 0, 11: 0}}) as port:
+        connection = ModbusConnection("127.0.0.1", port)
+        driver = ModbusDeviceDriver("test", 1, device_map, connection, ProcessImage())
+        try:
+            await driver.write("supply_setpoint", 62.75, verify=True)
+            words = await connection.read(Table.HOLDING, 1, 10, 2)
+        finally:
+            await connection.close()
+    low, high = words  # CDAB: the low word first
+    assert struct.unpack(">f", struct.pack(">HH", high, low))[0] == 62.75
