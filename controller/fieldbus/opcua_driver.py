@@ -7,7 +7,7 @@ only convert the DataValue into a Sample and publish it into the ProcessImage (a
 assignment: no awaits, no I/O). Where the server refuses a subscription (or single monitored
 items), those points are read periodically at their class's interval instead, in the same task.
 
-Status code → Sample (`to_sample`):
+Status code → Sample (`opcua_values.to_sample`):
 - Good (any Good sub-code): GOOD, stamped with the DataValue's SourceTimestamp, else its
   ServerTimestamp, else the driver's clock, as UTC. A value that is not of the point's type is
   BAD DECODE_ERROR; a NaN or ±inf float is BAD SENSOR_FAULT.
@@ -15,8 +15,8 @@ Status code → Sample (`to_sample`):
   reason from the sub-code (last usable value → COMM_LOST, engineering units exceeded / over or
   under range → OUT_OF_RANGE, any other → SENSOR_FAULT). An uncertain value that is itself invalid
   is BAD as above. The image has no UNCERTAIN quality; STALE is its only "show, do not use" state.
-- Bad: BAD, no value, reason by status (`BAD_REASONS`): communication statuses → COMM_LOST,
-  BadOutOfRange → OUT_OF_RANGE, sensor/device failure → SENSOR_FAULT, unknown node →
+- Bad: BAD, no value, reason by status (`opcua_values.BAD_REASONS`): communication statuses →
+  COMM_LOST, BadOutOfRange → OUT_OF_RANGE, sensor/device failure → SENSOR_FAULT, unknown node →
   ILLEGAL_ADDRESS, BadWaitingForInitialData → NOT_CONNECTED, type/decoding errors → DECODE_ERROR,
   any other Bad → DEVICE_EXCEPTION (the device answered with a fault status).
 - Before the first value: BAD NOT_CONNECTED.
@@ -49,8 +49,6 @@ are never retried: the caller (the arbiter) decides.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,116 +66,32 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.crypto.uacrypto import CertProperties
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
-from asyncua.ua.status_codes import StatusCodes, code_to_name_doc
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from controller.config.maps import INTEGER_RANGE, DataType, OpcUaMap, OpcUaPoint, PollClass
-from controller.config.site import OpcUaDevice, OpcUaSecurity, SecurityMode
+from controller.config.maps import OpcUaMap, OpcUaPoint, PollClass
+from controller.config.site import OpcUaDevice, SecurityMode
 from controller.fieldbus.health import Backoff, DeviceHealth, Health
 from controller.fieldbus.image import PointRef, ProcessImage, Quality, Reason, Sample, Value
+from controller.fieldbus.opcua_security import (
+    Credentials,
+    OpcUaSecurityError,
+    first_certificate,
+    load_credentials,
+    thumbprint,
+)
+from controller.fieldbus.opcua_values import (
+    status_name,
+    to_sample,
+    write_variant,
+)
 
 log = structlog.get_logger(__name__)
 
 # Map data type → OPC-UA built-in type of the node's value.
-VARIANT_TYPES: Final[dict[DataType, ua.VariantType]] = {
-    DataType.BOOL: ua.VariantType.Boolean,
-    DataType.INT16: ua.VariantType.Int16,
-    DataType.UINT16: ua.VariantType.UInt16,
-    DataType.INT32: ua.VariantType.Int32,
-    DataType.UINT32: ua.VariantType.UInt32,
-    DataType.INT64: ua.VariantType.Int64,
-    DataType.FLOAT32: ua.VariantType.Float,
-    DataType.FLOAT64: ua.VariantType.Double,
-    DataType.STRING: ua.VariantType.String,
-}
-_INTEGER_VARIANTS: Final = frozenset(
-    {
-        ua.VariantType.SByte,
-        ua.VariantType.Byte,
-        ua.VariantType.Int16,
-        ua.VariantType.UInt16,
-        ua.VariantType.Int32,
-        ua.VariantType.UInt32,
-        ua.VariantType.Int64,
-        ua.VariantType.UInt64,
-    }
-)
-_FLOAT_VARIANTS: Final = frozenset({ua.VariantType.Float, ua.VariantType.Double})
-_FLOAT32_MAX: Final = 3.4028234663852886e38
-
 _SECURITY_MODES: Final[dict[SecurityMode, ua.MessageSecurityMode]] = {
     SecurityMode.SIGN: ua.MessageSecurityMode.Sign,
     SecurityMode.SIGN_AND_ENCRYPT: ua.MessageSecurityMode.SignAndEncrypt,
 }
-
-_SEVERITY_MASK: Final = 0xC0000000
-_CODE_MASK: Final = 0xFFFF0000  # the low 16 bits are info bits (limits, overflow)
-_SEVERITY_GOOD: Final = 0x00000000
-_SEVERITY_UNCERTAIN: Final = 0x40000000
-
-
-def _codes(reason: Reason, *names: str) -> dict[int, Reason]:
-    return {int(getattr(StatusCodes, name)): reason for name in names}
-
-
-# Bad status → why the sample is BAD (codes not listed: DEVICE_EXCEPTION).
-BAD_REASONS: Final[dict[int, Reason]] = {
-    **_codes(
-        Reason.COMM_LOST,
-        "BadCommunicationError",
-        "BadNoCommunication",
-        "BadNotConnected",
-        "BadServerNotConnected",
-        "BadConnectionClosed",
-        "BadSecureChannelClosed",
-        "BadSessionClosed",
-        "BadTimeout",
-        "BadShutdown",
-        "BadServerHalted",
-        "BadOutOfService",
-        "BadResourceUnavailable",
-    ),
-    **_codes(Reason.OUT_OF_RANGE, "BadOutOfRange"),
-    **_codes(Reason.SENSOR_FAULT, "BadSensorFailure", "BadDeviceFailure"),
-    **_codes(
-        Reason.ILLEGAL_ADDRESS,
-        "BadNodeIdUnknown",
-        "BadNodeIdInvalid",
-        "BadAttributeIdInvalid",
-        "BadNoMatch",
-        "BadNotReadable",
-        "BadUserAccessDenied",
-    ),
-    **_codes(Reason.NOT_CONNECTED, "BadWaitingForInitialData"),
-    **_codes(
-        Reason.DECODE_ERROR,
-        "BadTypeMismatch",
-        "BadDecodingError",
-        "BadDataEncodingInvalid",
-        "BadDataEncodingUnsupported",
-    ),
-}
-
-# Uncertain status → why the (shown) value is STALE (codes not listed: SENSOR_FAULT).
-UNCERTAIN_REASONS: Final[dict[int, Reason]] = {
-    **_codes(
-        Reason.COMM_LOST, "UncertainLastUsableValue", "UncertainNoCommunicationLastUsableValue"
-    ),
-    **_codes(
-        Reason.OUT_OF_RANGE,
-        "UncertainEngineeringUnitsExceeded",
-        "UncertainOverRange",
-        "UncertainUnderRange",
-    ),
-}
-
-
-class OpcUaSecurityError(Exception):
-    """The device's certificate set-up cannot work; the message is one line naming the file."""
 
 
 class OpcUaWriteError(Exception):
@@ -198,230 +112,6 @@ class OpcUaCounters:
     reconnects: int = 0  # sessions established after the first one
     writes: int = 0  # writes the server accepted
     writes_refused: int = 0  # writes refused locally or by the server
-
-
-# ---------------------------------------------------------------- pure conversions
-
-
-def _utc(stamp: datetime | None) -> datetime | None:
-    """A DataValue timestamp as aware UTC; None for a missing (or null, 1601) timestamp."""
-    if stamp is None or stamp.year <= 1601:
-        return None
-    if stamp.tzinfo is None:
-        return stamp.replace(tzinfo=UTC)
-    return stamp.astimezone(UTC)
-
-
-def status_name(status: ua.StatusCode) -> str:
-    """The status code's symbolic name (info bits ignored); hex for a code asyncua does not know."""
-    code = status.value & _CODE_MASK
-    if code not in code_to_name_doc:
-        return f"0x{code:08X}"
-    return code_to_name_doc[code][0]
-
-
-def _decode(point: OpcUaPoint, variant: ua.Variant | None) -> Value | None:
-    """The variant's value as a value of the point's type; None when it is not one."""
-    if variant is None or variant.Value is None or variant.is_array:
-        return None
-    value: object = variant.Value
-    kind = variant.VariantType
-    if point.type is DataType.BOOL:
-        return value if kind is ua.VariantType.Boolean and isinstance(value, bool) else None
-    if point.type is DataType.STRING:
-        return value if kind is ua.VariantType.String and isinstance(value, str) else None
-    if point.type in (DataType.FLOAT32, DataType.FLOAT64):
-        if kind in _FLOAT_VARIANTS and isinstance(value, float):
-            return value
-        return None
-    if kind in _INTEGER_VARIANTS and isinstance(value, int) and not isinstance(value, bool):
-        low, high = INTEGER_RANGE[point.type]
-        return value if low <= value <= high else None
-    return None
-
-
-def to_sample(point: OpcUaPoint, data: ua.DataValue, now: datetime) -> Sample:
-    """The Sample of one DataValue of `point` (see the module docstring for the rules)."""
-    stamp = _utc(data.SourceTimestamp) or _utc(data.ServerTimestamp) or now
-    code = data.StatusCode.value if data.StatusCode is not None else 0
-    severity = code & _SEVERITY_MASK
-    if severity not in (_SEVERITY_GOOD, _SEVERITY_UNCERTAIN):
-        return Sample.bad(BAD_REASONS.get(code & _CODE_MASK, Reason.DEVICE_EXCEPTION), stamp)
-    value = _decode(point, data.Value)
-    if value is None:
-        return Sample.bad(Reason.DECODE_ERROR, stamp)
-    if isinstance(value, float) and not math.isfinite(value):
-        return Sample.bad(Reason.SENSOR_FAULT, stamp)
-    if severity == _SEVERITY_UNCERTAIN:
-        reason = UNCERTAIN_REASONS.get(code & _CODE_MASK, Reason.SENSOR_FAULT)
-        return Sample(value, Quality.STALE, stamp, reason)
-    return Sample.good(value, stamp)
-
-
-def write_variant(device_id: str, point: OpcUaPoint, value: Value) -> ua.Variant:
-    """The variant to write `value` to `point`, checked locally; ValueError (one line) if not."""
-    where = f"{device_id}: {point.id}"
-    if not point.writable:
-        raise ValueError(f"{where} is read-only (access r): not written")
-    kind = VARIANT_TYPES[point.type]
-    if point.type is DataType.BOOL:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where} = {value!r}: needs a bool")
-        return ua.Variant(value, kind)
-    if point.type is DataType.STRING:
-        if not isinstance(value, str):
-            raise ValueError(f"{where} = {value!r}: needs a string")
-        return ua.Variant(value, kind)
-    number: float | int
-    if point.type in (DataType.FLOAT32, DataType.FLOAT64):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where} = {value!r}: needs a number ({point.type})")
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"{where} = {value!r}: needs a finite number")
-        if point.type is DataType.FLOAT32 and abs(number) > _FLOAT32_MAX:
-            raise ValueError(f"{where} = {value!r}: outside the float32 range")
-    else:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where} = {value!r}: needs an integer ({point.type})")
-        low, high = INTEGER_RANGE[point.type]
-        if not low <= value <= high:
-            raise ValueError(f"{where} = {value!r}: outside the {point.type} range {low}..{high}")
-        number = value
-    limits = point.limits
-    if limits is not None and not limits.min <= number <= limits.max:
-        raise ValueError(
-            f"{where} = {value!r} {point.unit} is outside its limits "
-            f"{limits.min:g}..{limits.max:g} {point.unit}: not written"
-        )
-    return ua.Variant(number, kind)
-
-
-# ---------------------------------------------------------------- security material
-
-
-@dataclass(frozen=True)
-class _Credentials:
-    mode: SecurityMode
-    certificate_path: Path
-    certificate_der: bytes
-    private_key_der: bytes
-    application_uri: str
-    server_certificate_path: Path
-    server_certificate_der: bytes
-
-
-def _read(device_id: str, what: str, path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise OpcUaSecurityError(f"{device_id}: {what} {path} does not exist") from None
-    except OSError as exc:
-        raise OpcUaSecurityError(
-            f"{device_id}: cannot read {what} {path}: {exc.strerror or exc}"
-        ) from None
-
-
-def _certificate(device_id: str, what: str, path: Path) -> x509.Certificate:
-    data = _read(device_id, what, path)
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError:
-        raise OpcUaSecurityError(
-            f"{device_id}: {what} {path} is not an X.509 certificate (PEM or DER)"
-        ) from None
-
-
-def _private_key(device_id: str, path: Path) -> PrivateKeyTypes:
-    data = _read(device_id, "private key", path)
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return serialization.load_pem_private_key(data, password=None)
-        return serialization.load_der_private_key(data, password=None)
-    except TypeError:
-        raise OpcUaSecurityError(
-            f"{device_id}: private key {path} is password-protected: store it unencrypted, "
-            "readable by the controller only"
-        ) from None
-    except ValueError:
-        raise OpcUaSecurityError(
-            f"{device_id}: private key {path} is not a private key (PEM or DER)"
-        ) from None
-
-
-def certificate_application_uri(certificate: x509.Certificate) -> str | None:
-    """The application URI a certificate was made for (its first URI subject alternative name)."""
-    try:
-        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return None
-    uris = names.value.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if uris else None
-
-
-def thumbprint(der: bytes) -> str:
-    """The SHA-1 thumbprint OPC-UA tools show for a certificate."""
-    return hashlib.sha1(der, usedforsecurity=False).hexdigest()
-
-
-def load_credentials(
-    device_id: str, security: OpcUaSecurity, base_dir: Path, now: datetime
-) -> _Credentials:
-    """Read and check the device's certificate, key and trusted server certificate (blocking)."""
-    cert_path = base_dir / security.certificate
-    key_path = base_dir / security.private_key
-    server_path = base_dir / security.server_certificate
-    certificate = _certificate(device_id, "client certificate", cert_path)
-    server_certificate = _certificate(device_id, "server certificate", server_path)
-    key = _private_key(device_id, key_path)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise OpcUaSecurityError(
-            f"{device_id}: private key {key_path} is not an RSA key, which Basic256Sha256 needs"
-        )
-    der = certificate.public_bytes(serialization.Encoding.DER)
-    if key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) != certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ):
-        raise OpcUaSecurityError(
-            f"{device_id}: private key {key_path} does not belong to certificate {cert_path}"
-        )
-    for what, path, cert in (
-        ("client certificate", cert_path, certificate),
-        ("server certificate", server_path, server_certificate),
-    ):
-        if cert.not_valid_after_utc < now:
-            raise OpcUaSecurityError(
-                f"{device_id}: {what} {path} expired on {cert.not_valid_after_utc:%Y-%m-%d}"
-            )
-        if cert.not_valid_before_utc > now:
-            raise OpcUaSecurityError(
-                f"{device_id}: {what} {path} is valid only from "
-                f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
-            )
-    uri = certificate_application_uri(certificate)
-    if uri is None:
-        raise OpcUaSecurityError(
-            f"{device_id}: client certificate {cert_path} names no application URI "
-            "(subject alternative name URI): OPC-UA servers refuse such certificates"
-        )
-    key_der = key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return _Credentials(
-        mode=security.mode,
-        certificate_path=cert_path,
-        certificate_der=der,
-        private_key_der=key_der,
-        application_uri=uri,
-        server_certificate_path=server_path,
-        server_certificate_der=server_certificate.public_bytes(serialization.Encoding.DER),
-    )
 
 
 # ---------------------------------------------------------------- connection state
@@ -526,7 +216,7 @@ class OpcUaDriver:
             p.id: PointRef(device.id, p.id) for p in device_map.points
         }
         self._samples: dict[str, Sample] = {}
-        self._credentials: _Credentials | None = None
+        self._credentials: Credentials | None = None
         self._task: asyncio.Task[None] | None = None
         self._session: _Session | None = None
         self._log = log.bind(device=device.id, endpoint=device.endpoint)
@@ -685,7 +375,7 @@ class OpcUaDriver:
             if session is not None:
                 await self._close(session.client)
 
-    async def _client(self, credentials: _Credentials | None) -> Client:
+    async def _client(self, credentials: Credentials | None) -> Client:
         client = Client(
             self.device.endpoint,
             timeout=self.device.timeout,
@@ -842,7 +532,7 @@ class OpcUaDriver:
         )
         session.polled.setdefault(poll_class, []).extend(points)
 
-    async def _check_server_endpoint(self, credentials: _Credentials) -> None:
+    async def _check_server_endpoint(self, credentials: Credentials) -> None:
         """Ask the server (over an unsecured channel, as discovery does) for its endpoints: is
         there one with our policy and mode, and does it carry the configured certificate?
         Without this, a wrong server certificate only shows as a timeout."""
@@ -871,7 +561,7 @@ class OpcUaDriver:
             raise _AttemptError(
                 "server_certificate_mismatch",
                 f"{self.device.id}: the server's certificate (SHA-1 "
-                f"{thumbprint(_first_certificate(offered_der))}) is not the configured "
+                f"{thumbprint(first_certificate(offered_der))}) is not the configured "
                 f"server_certificate {credentials.server_certificate_path} (SHA-1 "
                 f"{thumbprint(credentials.server_certificate_der)}): check the endpoint, or "
                 "replace the file with the server's certificate if it was renewed",
@@ -1042,13 +732,6 @@ def _parse_node_id(text: str, namespaces: Sequence[str]) -> ua.NodeId | None:
     return ua.NodeId(parsed.Identifier, parsed.NamespaceIndex, parsed.NodeIdType)
 
 
-def _first_certificate(der: bytes) -> bytes:
-    """The first certificate of a DER chain (a DER SEQUENCE with a two-byte length)."""
-    if len(der) > 4 and der[0] == 0x30 and der[1] == 0x82:
-        return der[: int.from_bytes(der[2:4], "big") + 4]
-    return der
-
-
 async def _delete_quietly(subscription: Subscription) -> None:
     try:
         await subscription.delete()
@@ -1056,18 +739,4 @@ async def _delete_quietly(subscription: Subscription) -> None:
         log.debug("opcua_subscription_delete_failed", error=str(exc))
 
 
-__all__ = [
-    "BAD_REASONS",
-    "UNCERTAIN_REASONS",
-    "VARIANT_TYPES",
-    "OpcUaCounters",
-    "OpcUaDriver",
-    "OpcUaSecurityError",
-    "OpcUaWriteError",
-    "certificate_application_uri",
-    "load_credentials",
-    "status_name",
-    "thumbprint",
-    "to_sample",
-    "write_variant",
-]
+__all__ = ["OpcUaCounters", "OpcUaDriver", "OpcUaSecurityError", "OpcUaWriteError"]

@@ -26,12 +26,8 @@ from controller.config.maps import Limits, OpcUaMap, OpcUaPoint, PollClass
 from controller.config.site import OpcUaDevice, OpcUaSecurity, SecurityMode
 from controller.fieldbus.health import Backoff, DeviceHealth, Health
 from controller.fieldbus.image import PointRef, ProcessImage, Quality, Reason, Sample
-from controller.fieldbus.opcua_driver import (
-    OpcUaDriver,
-    OpcUaSecurityError,
-    OpcUaWriteError,
-    to_sample,
-)
+from controller.fieldbus.opcua_driver import OpcUaDriver, OpcUaSecurityError, OpcUaWriteError
+from controller.fieldbus.opcua_values import to_sample
 from simulators.devices.bindings import DeviceBinding, Value, site_bindings
 from simulators.devices.certificates import make_certificate
 from simulators.devices.opcua_server import ComputeManagerServer, ServerSecurity
