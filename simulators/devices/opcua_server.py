@@ -40,24 +40,13 @@ from asyncua.server.address_space import AddressSpace, AttributeService
 from asyncua.server.server import Server
 from cryptography import x509
 
-from controller.config.maps import DataType, OpcUaMap, OpcUaPoint
+from controller.config.maps import OpcUaMap, OpcUaPoint
 from controller.config.site import SecurityMode
+from controller.fieldbus.opcua_values import VARIANT_TYPES
 from simulators.devices.bindings import DeviceBinding, Value
 
 log = structlog.get_logger(__name__)
 
-# Map data type -> OPC-UA built-in type (the VariantType's value is the DataType node's id in ns 0).
-VARIANT_TYPES: Final[dict[DataType, ua.VariantType]] = {
-    DataType.BOOL: ua.VariantType.Boolean,
-    DataType.INT16: ua.VariantType.Int16,
-    DataType.UINT16: ua.VariantType.UInt16,
-    DataType.INT32: ua.VariantType.Int32,
-    DataType.UINT32: ua.VariantType.UInt32,
-    DataType.INT64: ua.VariantType.Int64,
-    DataType.FLOAT32: ua.VariantType.Float,
-    DataType.FLOAT64: ua.VariantType.Double,
-    DataType.STRING: ua.VariantType.String,
-}
 
 # Point units as UNECE Recommendation 20 common codes, the OPC UA EngineeringUnits convention.
 UNECE_NAMESPACE: Final = "http://www.opcfoundation.org/UA/units/un/cefact"

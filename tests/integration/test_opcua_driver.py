@@ -28,34 +28,14 @@ from controller.fieldbus.health import Backoff, DeviceHealth, Health
 from controller.fieldbus.image import PointRef, ProcessImage, Quality, Reason, Sample
 from controller.fieldbus.opcua_driver import OpcUaDriver, OpcUaSecurityError, OpcUaWriteError
 from controller.fieldbus.opcua_values import to_sample
-from simulators.devices.bindings import DeviceBinding, Value, site_bindings
-from simulators.devices.certificates import make_certificate
+from simulators.devices.bindings import DeviceBinding, Value
 from simulators.devices.opcua_server import ComputeManagerServer, ServerSecurity
-from simulators.run import ScenarioRun
-from simulators.scenario import load_scenario
+from tests.opcua_support import Pair, Plant, demo_plant, make_pair, opcua_map
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = ROOT / "simulators" / "scenarios" / "demo-winter-day.yaml"
 FAST = 0.1  # s, fast poll class interval in these tests
 SLOW = 0.3  # s
 WAIT = 10.0  # s, upper bound of every wait (they normally end within a fraction of a second)
-
-
-@dataclass
-class Plant:
-    run: ScenarioRun
-    bindings: dict[str, DeviceBinding]
-
-    def advance(self, seconds: int) -> None:
-        for _ in range(seconds):
-            self.run.step()
-
-
-@dataclass(frozen=True)
-class Pair:
-    cert: Path
-    key: Path
-    uri: str
 
 
 @dataclass(frozen=True)
@@ -107,11 +87,7 @@ class RecordingHealth(DeviceHealth):
 
 @pytest.fixture(scope="module")
 def plant() -> Plant:
-    loaded = load_scenario(SCENARIO)
-    run = ScenarioRun(loaded.scenario, loaded.site.config, loaded.path.parent)
-    plant = Plant(run, site_bindings(run.model, loaded.site))
-    plant.advance(60)
-    return plant
+    return demo_plant()
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +95,7 @@ async def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates
     folder = tmp_path_factory.mktemp("opcua-driver-pki")
 
     async def pair(name: str) -> Pair:
-        uri = f"urn:digital-boiler:test:{name}"
-        cert, key = await make_certificate(folder / "own", name, uri, socket.gethostname())
-        return Pair(cert, key, uri)
+        return await make_pair(folder, name)
 
     return Certificates(
         folder,
@@ -134,7 +108,7 @@ async def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates
 @pytest.fixture(scope="module")
 async def plain_server(plant: Plant) -> AsyncIterator[ComputeManagerServer]:
     binding = plant.bindings["c1-compute"]
-    server = ComputeManagerServer("c1-compute", _opcua_map(binding), binding)
+    server = ComputeManagerServer("c1-compute", opcua_map(binding), binding)
     await server.start()
     try:
         yield server
@@ -153,17 +127,12 @@ async def secure_server(
         modes=(SecurityMode.SIGN, SecurityMode.SIGN_AND_ENCRYPT),
         trusted_certificates=(certificates.client.cert,),
     )
-    server = ComputeManagerServer("c2-compute", _opcua_map(binding), binding, security=security)
+    server = ComputeManagerServer("c2-compute", opcua_map(binding), binding, security=security)
     await server.start()
     try:
         yield server
     finally:
         await server.stop()
-
-
-def _opcua_map(binding: DeviceBinding) -> OpcUaMap:
-    assert isinstance(binding.device_map, OpcUaMap)
-    return binding.device_map
 
 
 def _device(
@@ -495,7 +464,7 @@ async def test_server_restart_stale_then_bad_then_reconnect_and_resubscribe(
     plant: Plant, running: list[OpcUaDriver]
 ) -> None:
     binding = plant.bindings["c3-compute"]
-    device_map = _opcua_map(binding)
+    device_map = opcua_map(binding)
     first = ComputeManagerServer("c3-compute", device_map, binding)
     await first.start()
     endpoint = first.endpoint
@@ -668,7 +637,7 @@ async def test_an_unreachable_device_goes_from_not_connected_to_comm_lost(
     )
     image = RecordingImage()
     driver = await _started(
-        running, _driver(device, _opcua_map(plant.bindings["c1-compute"]), image)
+        running, _driver(device, opcua_map(plant.bindings["c1-compute"]), image)
     )
     await _eventually(
         lambda: driver.health.state is Health.FAILED, "FAILED", lambda: driver.last_error

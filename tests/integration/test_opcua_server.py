@@ -13,7 +13,6 @@ import asyncio
 import json
 import math
 import shutil
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +26,13 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256, Secur
 
 from controller.config.maps import DataType, OpcUaMap
 from controller.config.site import SecurityMode
-from simulators.devices.bindings import DeviceBinding, Value, site_bindings
-from simulators.devices.certificates import make_certificate
+from simulators.devices.bindings import DeviceBinding, Value
 from simulators.devices.opcua_server import ComputeManagerServer, ServerSecurity
-from simulators.run import ScenarioRun
-from simulators.scenario import load_scenario
+from tests.opcua_support import Pair, Plant, demo_plant, make_pair, opcua_map
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = ROOT / "tests" / "peers"
 NODE_CLIENT = PEERS / "opcua_client.mjs"
-SCENARIO = ROOT / "simulators" / "scenarios" / "demo-winter-day.yaml"
 NODE_TIMEOUT = 30.0  # s, for one node-opcua run (it gives up itself after NODE_TIMEOUT - 5)
 
 VARIANT_OF = {
@@ -44,23 +40,6 @@ VARIANT_OF = {
     DataType.UINT32: ua.VariantType.UInt32,
     DataType.BOOL: ua.VariantType.Boolean,
 }
-
-
-@dataclass
-class Plant:
-    run: ScenarioRun
-    bindings: dict[str, DeviceBinding]
-
-    def advance(self, seconds: int) -> None:
-        for _ in range(seconds):
-            self.run.step()
-
-
-@dataclass(frozen=True)
-class Pair:
-    cert: Path
-    key: Path
-    uri: str
 
 
 @dataclass(frozen=True)
@@ -74,11 +53,7 @@ class Certificates:
 
 @pytest.fixture(scope="module")
 def plant() -> Plant:
-    loaded = load_scenario(SCENARIO)
-    run = ScenarioRun(loaded.scenario, loaded.site.config, loaded.path.parent)
-    plant = Plant(run, site_bindings(run.model, loaded.site))
-    plant.advance(60)
-    return plant
+    return demo_plant()
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +61,7 @@ async def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates
     folder = tmp_path_factory.mktemp("opcua-pki")
 
     async def pair(name: str) -> Pair:
-        uri = f"urn:digital-boiler:test:{name}"
-        # asyncua warns when a certificate does not name this machine's host name
-        cert, key = await make_certificate(folder / "own", name, uri, socket.gethostname())
-        return Pair(cert, key, uri)
+        return await make_pair(folder, name)
 
     return Certificates(
         folder,
@@ -103,7 +75,7 @@ async def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates
 @pytest.fixture(scope="module")
 async def plain_server(plant: Plant) -> AsyncIterator[ComputeManagerServer]:
     binding = plant.bindings["c1-compute"]
-    server = ComputeManagerServer("c1-compute", _opcua_map(binding), binding, "127.0.0.1", 0)
+    server = ComputeManagerServer("c1-compute", opcua_map(binding), binding, "127.0.0.1", 0)
     await server.start()
     try:
         yield server
@@ -124,7 +96,7 @@ async def secure_server(
         trusted_certificates=(certificates.node_client.cert, certificates.python_client.cert),
     )
     server = ComputeManagerServer(
-        "c2-compute", _opcua_map(binding), binding, "127.0.0.1", 0, security
+        "c2-compute", opcua_map(binding), binding, "127.0.0.1", 0, security
     )
     await server.start()
     try:
@@ -137,11 +109,6 @@ async def secure_server(
 async def client(plain_server: ComputeManagerServer) -> AsyncIterator[Client]:
     async with Client(plain_server.endpoint, timeout=5) as connected:
         yield connected
-
-
-def _opcua_map(binding: DeviceBinding) -> OpcUaMap:
-    assert isinstance(binding.device_map, OpcUaMap)
-    return binding.device_map
 
 
 async def _node_at(client: Client, namespace_uri: str, browse_path: list[str]) -> Node:
@@ -301,7 +268,7 @@ async def test_read_only_points_refuse_writes(
 
 async def test_stop_is_idempotent_and_refresh_after_stop_does_nothing(plant: Plant) -> None:
     binding = plant.bindings["c3-compute"]
-    server = ComputeManagerServer("c3-compute", _opcua_map(binding), binding)
+    server = ComputeManagerServer("c3-compute", opcua_map(binding), binding)
     await server.stop()
     await server.stop()
     assert await server.refresh() == 0
