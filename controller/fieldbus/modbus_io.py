@@ -75,14 +75,19 @@ class ModbusIO:
                 clock=clock,
             )
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     async def start(self) -> None:
+        self._stopping = False
         self._tasks = [
             asyncio.create_task(self._poll_forever(driver), name=f"modbus-{device_id}")
             for device_id, driver in self.drivers.items()
         ]
 
     async def stop(self) -> None:
+        # The flag as well as the cancel: asyncio.wait_for (inside pymodbus) can swallow a
+        # cancellation that lands as its future completes (Python 3.11), and the loop would go on.
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -92,7 +97,7 @@ class ModbusIO:
 
     async def _poll_forever(self, driver: ModbusDeviceDriver) -> None:
         next_tick = self._monotonic()
-        while True:
+        while not self._stopping:
             try:
                 await driver.poll()
             except Exception:  # a bug must cost this device only, and be seen

@@ -217,6 +217,7 @@ class OpcUaDriver:
         }
         self._samples: dict[str, Sample] = {}
         self._credentials: Credentials | None = None
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._session: _Session | None = None
         self._log = log.bind(device=device.id, endpoint=device.endpoint)
@@ -266,6 +267,7 @@ class OpcUaDriver:
         task, self._task = self._task, None
         if task is None:
             return
+        self._stopping = True  # as well as the cancel, which an inner wait_for may swallow
         task.cancel()
         try:
             await task
@@ -341,7 +343,7 @@ class OpcUaDriver:
     # ------------------------------------------------------------------ the task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._session_once()
             await asyncio.sleep(self.backoff.next_delay())
 
@@ -420,7 +422,7 @@ class OpcUaDriver:
         """Wait for the session's loss, reading the polled classes when they are due."""
         loop = asyncio.get_running_loop()
         due = dict.fromkeys(session.polled, loop.time())
-        while True:
+        while not self._stopping:
             wait = max(0.0, min(due.values()) - loop.time()) if due else None
             try:
                 async with asyncio.timeout(wait):

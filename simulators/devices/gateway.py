@@ -296,7 +296,7 @@ class ModbusGateway:
 
     async def _watch_faults(self) -> None:
         """Apply in-place fault changes to the port and to open connections, and reopen the port."""
-        while True:
+        while self._watcher is not None:  # stop() clears it before cancelling (see ModbusIO.stop)
             self._enforce_faults()
             if self._faults.unreachable != "refuse" and self._server is None:
                 await self._reopen_listener()

@@ -109,6 +109,7 @@ class SimulatedPlant:
             self._opcua_servers(ephemeral_ports, opcua_security) if opcua else {}
         )
         self._clock, self._sleep = clock, sleep
+        self._stopping = False
         self._opcua_ports: dict[str, int] = {}  # bound ports of servers taken down
         self._pacer: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()  # e.g. an OPC-UA server going down or up
@@ -184,6 +185,7 @@ class SimulatedPlant:
         log.info("simulated plant up", site=self.site.config.site.name, speed=self.speed)
 
     async def stop(self) -> None:
+        self._stopping = True  # as well as the cancel, which an inner wait_for may swallow
         if self._pacer is not None:
             self._pacer.cancel()
             await asyncio.gather(self._pacer, return_exceptions=True)
@@ -207,7 +209,7 @@ class SimulatedPlant:
         """Steps on a fixed schedule of the monotonic clock (no drift); a late loop catches up."""
         period = self.scenario.step / speed
         next_tick = self._clock() + period
-        while True:
+        while not self._stopping:
             await self._sleep(max(next_tick - self._clock(), 0.0))
             while self._clock() >= next_tick:
                 self._step()
