@@ -56,7 +56,8 @@ def run(
 ) -> None:
     """Run a scenario on the plant model and print its ground-truth KPIs."""
     if not fast:
-        _fail("sim run: only in-process runs exist so far: add --fast", EXIT_CONFIG)
+        typer.echo("sim run: only in-process runs exist so far: add --fast", err=True)
+        raise typer.Exit(EXIT_CONFIG)
     _run_and_report(scenario, as_json)
 
 
@@ -138,8 +139,3 @@ def _kpi_table(kpis: PlantKpis, title: str) -> Table:
     for field, (label, unit, fmt) in _KPI_ROWS.items():
         table.add_row(label, format(values[field], fmt), unit)
     return table
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)

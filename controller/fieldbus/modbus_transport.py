@@ -128,6 +128,8 @@ class ModbusConnection:
                 raise NotConnectedError(str(error)) from None
             finally:
                 self._last_request_end = self.clock()
+            if self._mismatch_seen:  # a wrong reply was dropped before the right one came
+                self.counters.mismatched_replies += 1
         if response.function_code & 0x7F != function:  # the answer to some other question
             self.counters.mismatched_replies += 1
             await self.close()
@@ -140,8 +142,7 @@ class ModbusConnection:
     def _classify(self, error: ModbusIOException) -> TransportError:
         text = str(error)
         if self._mismatch_seen or "transaction id" in text or "device id" in text:
-            if not self._mismatch_seen:
-                self.counters.mismatched_replies += 1
+            self.counters.mismatched_replies += 1
             return MismatchedReplyError(text)
         self.counters.timeouts += 1
         return RequestTimeoutError(f"{self.host}:{self.port}: no answer in {self.timeout} s")
@@ -178,12 +179,10 @@ class ModbusConnection:
 
     def _watch(self, sending: bool, packet: bytes) -> bytes:
         """pymodbus's frame hook: remember the id sent; note a reply that carries another one
-        (pymodbus drops such a reply and waits on; we count it)."""
+        (pymodbus drops it: counted once per request, answered or not)."""
         if sending:
             self._sent_id = packet[:2]
         elif len(packet) >= 2 and packet[:2] != self._sent_id:
-            if not self._mismatch_seen:
-                self.counters.mismatched_replies += 1
             self._mismatch_seen = True
         return packet
 
