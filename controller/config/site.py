@@ -329,6 +329,22 @@ class Setpoints(StrictModel):
         return self
 
 
+class Policy(StrEnum):
+    HEAT_PRIORITY = "heat-priority"  # compute follows the heat the site takes (and its tank)
+    COMPUTE_PRIORITY = "compute-priority"  # compute runs flat out; surplus heat is rejected
+
+
+class Control(StrictModel):
+    """How the supervisory controller runs this site."""
+
+    policy: Policy = Policy.HEAT_PRIORITY
+    period: Annotated[Duration, Field(gt=0)] = 1.0  # scan cycle
+    tank_reserve: Fraction = 0.6  # state of charge held in HEAT mode
+    setpoint_ramp: TemperatureDifference = 1.0  # K per minute an outlet setpoint may move
+    chip_margin: TemperatureDifference = 3.0  # K kept between the hottest chip and throttling
+    lockout: tuple[Identifier, ...] = ()  # caissons in maintenance lockout: capped at 0, never run
+
+
 class SiteConfig(StrictModel):
     site: SiteInfo
     maps_dir: str = "../plc_maps"  # relative to the site file
@@ -339,6 +355,15 @@ class SiteConfig(StrictModel):
     loads: Loads
     climate: Climate
     setpoints: Setpoints = Setpoints()
+    control: Control = Control()
+
+    @model_validator(mode="after")
+    def _lockout_names_caissons(self) -> Self:
+        known = {c.id for c in self.caissons}
+        for index, name in enumerate(self.control.lockout):
+            if name not in known:
+                raise FieldError(f"no caisson {name!r} to lock out", ("control", "lockout", index))
+        return self
 
     @model_validator(mode="after")
     def _loads_fit_kind(self) -> Self:

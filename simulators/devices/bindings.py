@@ -21,7 +21,7 @@ from controller.config.units import point_unit_factor
 from simulators.plant.model import PlantModel
 from simulators.plant.plc import Interlock, Limit
 from simulators.plant.sensors import Sensor
-from simulators.plant.water import VOLUMETRIC_HEAT
+from controller.water import VOLUMETRIC_HEAT
 
 Value = float | int | bool | str | None
 Reader = Callable[[], Value]

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from controller.config.site import SiteConfig
 from simulators.plant.plc import Limit
-from simulators.plant.water import VOLUMETRIC_HEAT
+from controller.water import VOLUMETRIC_HEAT
 
 FloatArray = NDArray[np.float64]
 

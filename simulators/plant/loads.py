@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from controller.config.site import HotWater, HotWaterProfile, Loads, Pool, SpaceHeating, Warehouse
-from simulators.plant.water import VOLUMETRIC_HEAT
+from controller.water import VOLUMETRIC_HEAT
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

@@ -22,7 +22,7 @@ from simulators.plant.pipes import PlugFlowPipes
 from simulators.plant.plc import CaissonPlcs, SupervisorCommands
 from simulators.plant.sensors import FaultKind, Sensor, SensorFaults
 from simulators.plant.tank import StratifiedTank
-from simulators.plant.water import VOLUMETRIC_HEAT
+from controller.water import VOLUMETRIC_HEAT
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from simulators.plant.water import VOLUMETRIC_HEAT
+from controller.water import VOLUMETRIC_HEAT
 
 FloatArray = NDArray[np.float64]
 

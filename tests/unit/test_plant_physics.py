@@ -10,7 +10,7 @@ from simulators.plant.loads import space_heating_curve
 from simulators.plant.model import PlantModel
 from simulators.plant.pipes import PlugFlowPipes
 from simulators.plant.plc import Interlock, PlcMode
-from simulators.plant.water import VOLUMETRIC_HEAT
+from controller.water import VOLUMETRIC_HEAT
 from tests.plant_helpers import RemoteSupervisor, scenario_run, site_config
 
 

@@ -1,0 +1,430 @@
+"""The supervisor: every controller of a site, run in priority order over one snapshot. No I/O.
+
+`scan(snapshot, now)` reads the inputs, runs the interlocks, the plant dispatch and each caisson's
+outlet loop, lets the arbiter pick one value per writable point, and returns the writes to send and
+a status. `confirm()` is told which writes the devices took. The same object runs in the daemon
+(over the field drivers), in fast in-process simulations and in tests: `now` is monotonic seconds
+from whatever clock the caller has.
+
+Start-up is bumpless: nothing is written to a caisson until its skid has been read; then its
+loop starts from the speed the pump runs at, its setpoint from the outlet temperature it has (and
+ramps to the site's), and its caps from what the PLC applies now (the commanded cap in remote mode,
+the safe cap in local mode). A PLC in local or local-safe mode whose inputs are healthy is asked
+for remote mode; until it grants it, the loop and caps track what the PLC does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from controller.config.loader import LoadedSite
+from controller.config.maps import ModbusPoint, OpcUaPoint
+from controller.config.roles import CaissonSkidPoint as Skid
+from controller.config.roles import ComputeManagerPoint as Compute
+from controller.config.roles import PlantSkidPoint as PlantPoint
+from controller.config.units import point_unit_factor
+from controller.control import arbiter
+from controller.control.arbiter import Bound, Output, OutputSpec, Proposal, Source, Write
+from controller.control.dispatch import Candidate, DispatchState, Mode, Plan, PlantLimits, plan
+from controller.control.inputs import CaissonInputs, InputReader, Inputs
+from controller.control.interlocks import CaissonLimits, Guard, Interlock, guard
+from controller.control.outlet_loop import LoopState, initial_state, loop_step
+from controller.fieldbus.image import PointRef, Sample
+from controller.water import VOLUMETRIC_HEAT
+
+REMOTE = 1  # plc_mode register values
+LOCAL_SAFE = 2
+REMOTE_REQUEST_EVERY = 10.0  # s between two requests for remote mode
+HEARTBEAT_MODULO = 65536
+RENEW_SHARE = 0.4  # leases renewed after this share of their timeout
+PUMP_DEADBAND = 0.005  # 0.5 % speed
+CAP_DEADBAND = 100.0  # W
+PUMP_SLEW_DOWN = 0.01  # per second: a pump slows by at most 1 % of full speed a second
+CAP_SLEW_UP = 0.1  # share of nominal power per second a cap may rise
+
+
+@dataclass(frozen=True)
+class Override:
+    """An operator's lease on a writable point (SI value), until `expires_at` (monotonic s)."""
+
+    value: float
+    expires_at: float
+    who: str
+
+
+@dataclass(frozen=True)
+class CaissonStatus:
+    id: str
+    initialised: bool
+    plc_mode: int | None
+    interlocks: frozenset[Interlock]
+    running: bool
+    setpoint: float | None
+    outlet: float | None
+    inlet: float | None
+    flow: float | None
+    it_power: float | None
+    pump_speed: float | None  # commanded (fraction)
+    cap: float | None  # commanded (W)
+
+
+@dataclass(frozen=True)
+class PlantStatus:
+    mode: Mode
+    it_target: float
+    soc: float | None
+    load: float | None
+    dry_cooler: float
+    caissons: tuple[CaissonStatus, ...]
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    writes: list[Write]
+    status: PlantStatus
+
+
+@dataclass
+class _Caisson:
+    id: str
+    index: int
+    limits: CaissonLimits
+    skid: str
+    compute: str
+    lease_timeout: float
+    locked_out: bool
+    initialised: bool = False
+    loop: LoopState | None = None
+    overtemp_stage: int = 0
+    remote_requested_at: float = float("-inf")
+    guard: Guard | None = None
+    running: bool = False
+
+    def ref(self, point: str) -> PointRef:
+        return PointRef(self.skid, point)
+
+    def compute_ref(self, point: str) -> PointRef:
+        return PointRef(self.compute, point)
+
+
+@dataclass
+class Supervisor:
+    site: LoadedSite
+    period: float = field(default=1.0)
+
+    def __post_init__(self) -> None:
+        config = self.site.config
+        self.reader = InputReader(self.site)
+        self._caissons = [
+            _Caisson(
+                id=c.id,
+                index=i,
+                limits=CaissonLimits.of(config.caisson_type(c)),
+                skid=c.skid,
+                compute=c.compute,
+                lease_timeout=config.caisson_type(c).plc.lease_timeout,
+                locked_out=c.id in config.control.lockout,
+            )
+            for i, c in enumerate(config.caissons)
+        ]
+        self.plant_limits = PlantLimits(
+            tank_volume=config.plant.buffer_tank.volume,
+            return_limit=config.plant.dry_cooler.return_limit,
+            outlet_setpoint=config.setpoints.outlet,
+            policy=config.control.policy,
+            tank_reserve=config.control.tank_reserve,
+        )
+        self.specs = self._output_specs()
+        self.memory: dict[PointRef, Output] = {}
+        self.dispatch = DispatchState()
+        self.overrides: dict[PointRef, Override] = {}
+        self.heartbeat: int | None = None
+        self._plant_initialised = False
+        self._last_now: float | None = None
+        self.last_plan: Plan | None = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def _point(self, ref: PointRef) -> ModbusPoint | OpcUaPoint:
+        return self.site.device_map(ref.device).point(ref.point)
+
+    def _spec(self, ref: PointRef, **settings: float | bool | None) -> OutputSpec:
+        point = self._point(ref)
+        renew = RENEW_SHARE * point.lease_timeout if point.lease_timeout is not None else None
+        return OutputSpec(factor=point_unit_factor(point.unit), renew_every=renew, **settings)  # type: ignore[arg-type]
+
+    def _output_specs(self) -> dict[PointRef, OutputSpec]:
+        specs: dict[PointRef, OutputSpec] = {}
+        for c in self._caissons:
+            cap_rate = CAP_SLEW_UP * c.limits.nominal_power
+            specs[c.ref(Skid.PUMP_SPEED_CMD)] = self._spec(
+                c.ref(Skid.PUMP_SPEED_CMD),
+                deadband=PUMP_DEADBAND,
+                rate_down=PUMP_SLEW_DOWN,
+                verify=True,
+            )
+            specs[c.ref(Skid.IT_CAP_CMD)] = self._spec(
+                c.ref(Skid.IT_CAP_CMD), deadband=CAP_DEADBAND, rate_up=cap_rate, verify=True
+            )
+            specs[c.compute_ref(Compute.POWER_CAP)] = self._spec(
+                c.compute_ref(Compute.POWER_CAP), deadband=CAP_DEADBAND, rate_up=cap_rate
+            )
+            specs[c.ref(Skid.LEASE_TIMEOUT)] = self._spec(c.ref(Skid.LEASE_TIMEOUT), deadband=0.5)
+        plant = self.site.config.plant.skid
+        for point in (PlantPoint.DRY_COOLER_VALVE_CMD, PlantPoint.DRY_COOLER_FAN_CMD):
+            specs[PointRef(plant, point)] = self._spec(PointRef(plant, point), deadband=0.01)
+        backup = PointRef(plant, PlantPoint.BACKUP_ENABLE)
+        specs[backup] = self._spec(backup, boolean=True)
+        return specs
+
+    # ------------------------------------------------------------------ operator leases
+
+    def set_override(self, ref: PointRef, value: float, until: float, who: str) -> None:
+        """An operator holds `ref` at `value` (SI) until `until` (monotonic s)."""
+        if ref not in self.specs:
+            raise KeyError(f"{ref} is not a point the supervisor writes")
+        self.overrides[ref] = Override(value, until, who)
+
+    def clear_override(self, ref: PointRef) -> None:
+        self.overrides.pop(ref, None)
+
+    def write_counts(self) -> dict[PointRef, int]:
+        return {ref: output.writes for ref, output in self.memory.items() if output.writes}
+
+    # ------------------------------------------------------------------ the scan
+
+    def confirm(self, write: Write, now: float) -> None:
+        if write.ref in self.specs:
+            self.memory = arbiter.confirm(self.memory, write, now)
+
+    def scan(self, snapshot: Mapping[PointRef, Sample], now: float) -> ScanResult:
+        dt = self.period if self._last_now is None else max(now - self._last_now, 0.0)
+        self._last_now = now
+        self.overrides = {r: o for r, o in self.overrides.items() if o.expires_at > now}
+        inputs = self.reader.read(snapshot)
+        pulses: list[Write] = []
+        self._initialise(inputs)
+        guards = [self._guard(c, inputs.caissons[c.index]) for c in self._caissons]
+        candidates = [
+            self._candidate(c, inputs.caissons[c.index], g)
+            for c, g in zip(self._caissons, guards, strict=True)
+            if c.initialised and g.dispatchable and inputs.caissons[c.index].plc_mode == REMOTE
+        ]
+        the_plan, self.dispatch = plan(
+            self.plant_limits,
+            self.site.config.loads,
+            self.dispatch,
+            inputs.plant,
+            candidates,
+            dt,
+        )
+        self.last_plan = the_plan
+        proposals: list[Proposal] = []
+        for c, g in zip(self._caissons, guards, strict=True):
+            if c.initialised:
+                proposals += self._caisson_proposals(c, g, inputs.caissons[c.index], the_plan, dt)
+                pulses += self._remote_request(c, g, inputs.caissons[c.index], now)
+        if self._plant_initialised:
+            proposals += self._plant_proposals(the_plan)
+        proposals += self._operator_proposals()
+        writes, self.memory = arbiter.arbitrate(self.specs, self.memory, proposals, now, dt)
+        writes += self._heartbeats() + pulses
+        return ScanResult(writes, self._status(inputs, the_plan))
+
+    def _initialise(self, inputs: Inputs) -> None:
+        for c in self._caissons:
+            if c.initialised:
+                continue
+            i = inputs.caissons[c.index]
+            if None in (i.pump_speed_cmd, i.it_cap_cmd, i.plc_mode, i.lease_timeout):
+                continue  # not read yet: nothing is written to it
+            assert i.it_cap_cmd is not None
+            assert i.pump_speed_cmd is not None
+            remote = i.plc_mode == REMOTE
+            speed = i.pump_speed if i.pump_speed is not None else i.pump_speed_cmd
+            cap = i.it_cap_cmd if remote else c.limits.safe_cap
+            self.memory = arbiter.assume_sent(self.memory, c.ref(Skid.PUMP_SPEED_CMD), speed)
+            self.memory = arbiter.assume_sent(self.memory, c.ref(Skid.IT_CAP_CMD), cap)
+            if i.power_cap is not None:
+                compute_cap = min(i.power_cap, cap)
+                self.memory = arbiter.assume_sent(
+                    self.memory, c.compute_ref(Compute.POWER_CAP), compute_cap
+                )
+            assert i.lease_timeout is not None
+            self.memory = arbiter.assume_sent(
+                self.memory, c.ref(Skid.LEASE_TIMEOUT), i.lease_timeout
+            )
+            # The setpoint starts at the site's: the loop starts from the pump's speed (tracked,
+            # bumpless) and the arbiter's rate limits carry the pump to where it should be.
+            c.loop = initial_state(speed, self.site.config.setpoints.outlet)
+            c.initialised = True
+        if not self._plant_initialised:
+            self._plant_initialised = inputs.plant.ret is not None or any(
+                t is not None for t in inputs.plant.tank
+            )
+
+    def _guard(self, c: _Caisson, inputs: CaissonInputs) -> Guard:
+        g = guard(
+            c.limits,
+            inputs,
+            previous_stage=c.overtemp_stage,
+            chip_margin=self.site.config.control.chip_margin,
+            locked_out=c.locked_out,
+        )
+        c.overtemp_stage, c.guard = g.overtemp_stage, g
+        return g
+
+    def _candidate(self, c: _Caisson, inputs: CaissonInputs, g: Guard) -> Candidate:
+        limits = c.limits
+        cap_max = g.cap_max
+        if inputs.available_power is not None:
+            cap_max = min(cap_max, inputs.available_power)
+        assert inputs.inlet is not None
+        rise = max(self.site.config.setpoints.outlet - inputs.inlet, 0.0)
+        minimum = VOLUMETRIC_HEAT * limits.min_speed * limits.max_flow * rise / limits.heat_capture
+        return Candidate(c.index, cap_max, minimum, limits.heat_capture)
+
+    def _caisson_proposals(
+        self, c: _Caisson, g: Guard, inputs: CaissonInputs, the_plan: Plan, dt: float
+    ) -> list[Proposal]:
+        limits, out = c.limits, []
+        pump, cap_ref, compute_ref = (
+            c.ref(Skid.PUMP_SPEED_CMD),
+            c.ref(Skid.IT_CAP_CMD),
+            c.compute_ref(Compute.POWER_CAP),
+        )
+        remote = inputs.plc_mode == REMOTE
+        c.running = c.index in the_plan.caps and the_plan.caps[c.index] > 0.0
+        # --- pump speed
+        held: float | None = None
+        if g.safe_state:
+            held = limits.safe_speed
+        elif pump in self.overrides:
+            held = self.overrides[pump].value
+        elif not remote:
+            held = inputs.pump_speed if inputs.pump_speed is not None else limits.safe_speed
+        assert c.loop is not None
+        if inputs.outlet is not None and inputs.inlet is not None:
+            c.loop = loop_step(
+                limits,
+                c.loop,
+                outlet=inputs.outlet,
+                inlet=inputs.inlet,
+                it_power=inputs.it_power or 0.0,
+                speed=inputs.pump_speed,
+                target=self.site.config.setpoints.outlet,
+                ramp_rate=self.site.config.control.setpoint_ramp / 60.0,
+                dt=dt,
+                floor=g.pump_min,
+                held=held,
+            )
+        out.append(Proposal(pump, c.loop.pid.output, Source.AUTO, reason="outlet loop"))
+        if g.safe_state:
+            out.append(Proposal(pump, limits.safe_speed, Source.INTERLOCK, reason="inputs lost"))
+        elif g.pump_min > limits.min_speed:
+            reason = ",".join(sorted(g.active))
+            out.append(Proposal(pump, g.pump_min, Source.INTERLOCK, Bound.AT_LEAST, reason))
+        # --- caps
+        if g.safe_state:
+            cap = limits.safe_cap
+        elif not remote:
+            cap = limits.safe_cap  # what the PLC applies until it grants remote mode
+        else:
+            cap = the_plan.caps.get(c.index, 0.0)
+        for ref in (cap_ref, compute_ref):
+            out.append(Proposal(ref, cap, Source.AUTO, reason=the_plan.mode.value))
+            if g.safe_state:
+                out.append(Proposal(ref, limits.safe_cap, Source.INTERLOCK, reason="inputs lost"))
+            elif g.cap_max < limits.nominal_power:
+                reason = ",".join(sorted(g.active))
+                out.append(Proposal(ref, g.cap_max, Source.INTERLOCK, Bound.AT_MOST, reason))
+        out.append(Proposal(c.ref(Skid.LEASE_TIMEOUT), c.lease_timeout, Source.AUTO))
+        return out
+
+    def _remote_request(
+        self, c: _Caisson, g: Guard, inputs: CaissonInputs, now: float
+    ) -> list[Write]:
+        blocked = g.safe_state or g.active & {Interlock.LEAK, Interlock.PLC_TRIP, Interlock.LOCKOUT}
+        if (
+            inputs.plc_mode == REMOTE
+            or blocked
+            or now - c.remote_requested_at < REMOTE_REQUEST_EVERY
+        ):
+            return []
+        c.remote_requested_at = now
+        return [Write(c.ref(Skid.REMOTE_REQUEST), True, 1.0, False, Source.AUTO, "remote", False)]
+
+    def _plant_proposals(self, the_plan: Plan) -> list[Proposal]:
+        plant = self.site.config.plant.skid
+        reason = the_plan.mode.value
+        return [
+            Proposal(
+                PointRef(plant, PlantPoint.DRY_COOLER_VALVE_CMD),
+                the_plan.dry_cooler,
+                Source.AUTO,
+                reason=reason,
+            ),
+            Proposal(
+                PointRef(plant, PlantPoint.DRY_COOLER_FAN_CMD),
+                the_plan.dry_cooler,
+                Source.AUTO,
+                reason=reason,
+            ),
+            Proposal(PointRef(plant, PlantPoint.BACKUP_ENABLE), 1.0, Source.AUTO, reason=reason),
+        ]
+
+    def _operator_proposals(self) -> Iterable[Proposal]:
+        for ref, override in self.overrides.items():
+            yield Proposal(ref, override.value, Source.OPERATOR, reason=f"operator {override.who}")
+
+    def _heartbeats(self) -> list[Write]:
+        """One heartbeat per PLC that watches it, every cycle, once the PLC has been read."""
+        self.heartbeat = ((self.heartbeat or 0) + 1) % HEARTBEAT_MODULO
+        devices = [c.skid for c in self._caissons if c.initialised]
+        if self._plant_initialised:
+            devices.append(self.site.config.plant.skid)
+        return [
+            Write(
+                PointRef(d, Skid.HEARTBEAT),
+                self.heartbeat,
+                float(self.heartbeat),
+                False,
+                Source.AUTO,
+                "heartbeat",
+                False,
+            )
+            for d in devices
+        ]
+
+    def _status(self, inputs: Inputs, the_plan: Plan) -> PlantStatus:
+        caissons = []
+        for c in self._caissons:
+            i = inputs.caissons[c.index]
+            pump = self.memory.get(c.ref(Skid.PUMP_SPEED_CMD))
+            cap = self.memory.get(c.ref(Skid.IT_CAP_CMD))
+            caissons.append(
+                CaissonStatus(
+                    id=c.id,
+                    initialised=c.initialised,
+                    plc_mode=i.plc_mode,
+                    interlocks=c.guard.active if c.guard else frozenset(),
+                    running=c.running,
+                    setpoint=c.loop.setpoint if c.loop else None,
+                    outlet=i.outlet,
+                    inlet=i.inlet,
+                    flow=i.flow,
+                    it_power=i.it_power,
+                    pump_speed=pump.commanded if pump else None,
+                    cap=cap.commanded if cap else None,
+                )
+            )
+        return PlantStatus(
+            mode=the_plan.mode,
+            it_target=the_plan.it_target,
+            soc=the_plan.soc,
+            load=the_plan.load,
+            dry_cooler=the_plan.dry_cooler,
+            caissons=tuple(caissons),
+        )
+
