@@ -35,6 +35,8 @@ STORE_SHARE = 0.7  # heat-priority: store when the trend exceeds this share of c
 FULL_MARGIN = 2.0  # K: the tank is full when its bottom is this close to the return limit
 SHED_RATE = 0.002  # share of capacity per second the shed limit moves
 SOC_ON, SOC_OFF = 0.2, 0.3  # below the plant minimum: charge from reserve − ON to reserve + OFF
+REJECT_MARGIN = 3.0  # K below the plant PLC's return limit the supervisor's cooling aims
+COOLER_GAIN = 0.001  # per K·s: integral gain of the dry cooler on the return temperature
 REFERENCE_RETURN = 40.0  # °C: the SoC's empty level when the building return is unknown
 
 
@@ -61,6 +63,7 @@ class DispatchState:
     trend: float | None = None  # W, the day's trend
     shed_limit: float | None = None  # W of IT power, None: not shedding
     mode: Mode = Mode.HEAT
+    cooler: float = 0.0  # the dry cooler's valve and fan command
     charging: bool = True  # below the plant minimum: charging the tank, or letting it discharge
 
 
@@ -150,12 +153,17 @@ def select_mode(
     return Mode.HEAT
 
 
-def dry_cooler_command(mode: Mode, plant_return: float | None, return_limit: float) -> float:
-    """Valve and fan (0..1): open from 6 K below the plant PLC's own limit, full 1 K below it, so
-    that the PLC's thermostat never has to act. Only where the policy lets heat be rejected."""
+def dry_cooler_command(
+    mode: Mode, plant_return: float | None, return_limit: float, previous: float, dt: float
+) -> float:
+    """Valve and fan (0..1), where the policy lets heat be rejected: integral action holding the
+    caissons' return REJECT_MARGIN below the plant PLC's own limit, so that its thermostat never
+    has to act. Integral only: the return answers the fan within a scan, and a proportional gain
+    strong enough to matter would make that fast loop ring."""
     if mode not in (Mode.REJECT, Mode.SHED) or plant_return is None:
         return 0.0
-    return min(max((plant_return - (return_limit - 6.0)) / 5.0, 0.0), 1.0)
+    error = plant_return - (return_limit - REJECT_MARGIN)
+    return min(max(previous + COOLER_GAIN * error * dt, 0.0), 1.0)
 
 
 def plant_minimum(candidates: Sequence[Candidate]) -> float:
@@ -214,7 +222,7 @@ def plan(
         soc is not None and soc >= 0.97
     )
     hot_return = plant.ret is not None and plant.ret >= limits.return_limit - 1.0
-    cool_return = plant.ret is None or plant.ret < limits.return_limit - 3.0
+    cool_return = plant.ret is None or plant.ret < limits.return_limit - 2.0
 
     # The shed limit: falls while the return is hot and the heat has nowhere to go, rises back
     # when it cools, and lets go once it is above what the plant would ask anyway.
@@ -268,8 +276,14 @@ def plan(
         target = min(target, shed)
     target = min(target, capacity_it)
     caps = share_caps(target, candidates) if mode is not Mode.SAFE else {}
+    cooler = dry_cooler_command(mode, plant.ret, limits.return_limit, state.cooler, dt)
     new_state = replace(
-        state, load=load, trend=trend, shed_limit=shed, mode=mode, charging=charging
+        state,
+        load=load,
+        trend=trend,
+        shed_limit=shed,
+        mode=mode,
+        charging=charging,
+        cooler=cooler,
     )
-    cooler = dry_cooler_command(mode, plant.ret, limits.return_limit)
     return Plan(mode, target, caps, cooler, soc, load), new_state

@@ -1,0 +1,158 @@
+"""Plant dispatch: modes, total IT power, sharing caps, the dry cooler. Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from controller.config.site import Loads, Policy, SpaceHeating
+from controller.control.dispatch import (
+    Candidate,
+    DispatchState,
+    Mode,
+    PlantLimits,
+    configured_load,
+    dry_cooler_command,
+    plan,
+    plant_minimum,
+    share_caps,
+    state_of_charge,
+)
+from controller.control.inputs import PlantInputs
+from controller.water import VOLUMETRIC_HEAT
+
+HEAT = PlantLimits(
+    tank_volume=2.0,
+    return_limit=60.0,
+    outlet_setpoint=65.0,
+    policy=Policy.HEAT_PRIORITY,
+    tank_reserve=0.6,
+)
+COMPUTE = replace(HEAT, policy=Policy.COMPUTE_PRIORITY)
+LOADS = Loads(space_heating=SpaceHeating.model_validate({"design_load": "110 kW"}))
+THREE = [Candidate(i, 20e3, 12e3, 0.94) for i in range(3)]
+
+
+def plant(
+    load: float = 30e3, tank: tuple[float | None, ...] = (62.0, 58.0, 52.0, 45.0), ret: float = 45.0
+) -> PlantInputs:
+    flow = 1e-3
+    return PlantInputs(
+        tank=tank,
+        outdoor=0.0,
+        building_supply=40.0 + load / (VOLUMETRIC_HEAT * flow),
+        building_return=40.0,
+        building_flow=flow,
+        supply=65.0,
+        ret=ret,
+        backup_heat=0.0,
+    )
+
+
+def test_state_of_charge_is_the_share_of_layers_between_empty_and_full() -> None:
+    assert state_of_charge((65.0, 65.0, 40.0, 40.0), empty=40.0, full=65.0) == 0.5
+    assert state_of_charge((70.0, None, 30.0), empty=40.0, full=65.0) == 0.5  # clipped, skips None
+    assert state_of_charge((None, None), empty=40.0, full=65.0) is None
+
+
+def test_configured_load_follows_the_heating_curve() -> None:
+    cold = configured_load(LOADS, -10.0)
+    mild = configured_load(LOADS, 5.0)
+    assert cold == pytest.approx(110e3)
+    assert 0 < mild < cold
+    assert configured_load(LOADS, 15.0) == 0.0
+
+
+def test_every_candidate_runs_each_at_least_at_its_minimum() -> None:
+    caps = share_caps(45e3, THREE)
+    assert sum(caps.values()) == pytest.approx(45e3)
+    assert all(cap >= 12e3 for cap in caps.values())
+    uneven = [Candidate(0, 20e3, 12e3, 0.94), Candidate(1, 14e3, 12e3, 0.94)]
+    caps = share_caps(30e3, uneven)
+    assert caps[0] == pytest.approx(12e3 + 6e3 * 8 / 10)  # the rest by headroom
+    assert caps[1] == pytest.approx(12e3 + 6e3 * 2 / 10)
+    assert share_caps(0.0, THREE) == {0: 0.0, 1: 0.0, 2: 0.0}
+
+
+def test_heat_mode_follows_the_load_and_the_tank_reserve() -> None:
+    result, _ = plan(HEAT, LOADS, DispatchState(), plant(load=38e3), THREE, 1.0)
+    assert result.mode is Mode.HEAT
+    soc = result.soc
+    assert soc is not None
+    assert soc < 0.6
+    assert result.it_target > 38e3 / 0.94  # below its reserve the tank is charged too
+    full, _ = plan(
+        HEAT, LOADS, DispatchState(), plant(load=38e3, tank=(65.0,) * 4, ret=58.5), THREE, 1.0
+    )
+    assert full.it_target == 0.0  # a full tank above its reserve is let discharge first
+
+
+def test_a_heavy_day_stores_heat_for_the_peaks() -> None:
+    result, _ = plan(HEAT, LOADS, DispatchState(), plant(load=45e3), THREE, 1.0)
+    assert result.mode is Mode.STORE
+    assert result.it_target == 60e3
+
+
+def test_below_the_plant_minimum_it_charges_then_rests() -> None:
+    light = plant(load=10e3, tank=(63.0, 62.0, 60.0, 50.0))
+    charging, state = plan(HEAT, LOADS, DispatchState(), light, THREE, 1.0)
+    assert charging.it_target == pytest.approx(plant_minimum(THREE))
+    charged = plant(load=10e3, tank=(65.0, 65.0, 64.0, 57.0), ret=55.0)
+    resting, state = plan(HEAT, LOADS, state, charged, THREE, 1.0)
+    assert resting.it_target == 0.0
+    assert set(resting.caps.values()) == {0.0}
+    still_resting, state = plan(HEAT, LOADS, state, light, THREE, 1.0)
+    assert still_resting.it_target == 0.0  # hysteresis: not until the tank runs low
+    low = plant(load=10e3, tank=(59.0, 50.0, 45.0, 42.0))
+    again, _ = plan(HEAT, LOADS, state, low, THREE, 1.0)
+    assert again.it_target >= plant_minimum(THREE)
+
+
+def test_compute_priority_runs_flat_out_and_rejects_when_the_tank_is_full() -> None:
+    storing, _ = plan(COMPUTE, LOADS, DispatchState(), plant(load=0.0), THREE, 1.0)
+    assert storing.mode is Mode.STORE
+    assert storing.it_target == 60e3
+    full = plant(load=0.0, tank=(65.0,) * 4, ret=58.0)
+    rejecting, _ = plan(COMPUTE, LOADS, DispatchState(mode=Mode.STORE), full, THREE, 1.0)
+    assert rejecting.mode is Mode.REJECT
+    assert rejecting.it_target == 60e3
+    assert rejecting.dry_cooler > 0.0  # the return is above the supervisor's aim
+
+
+def test_a_return_the_heat_cannot_leave_sheds_compute() -> None:
+    hot = plant(load=10e3, tank=(65.0,) * 4, ret=59.5)
+    state = DispatchState(mode=Mode.REJECT)
+    for _ in range(60):
+        result, state = plan(COMPUTE, LOADS, state, hot, THREE, 1.0)
+    assert result.mode is Mode.SHED
+    assert result.it_target < 60e3
+    cool = plant(load=10e3, tank=(65.0,) * 4, ret=50.0)
+    for _ in range(2000):
+        result, state = plan(COMPUTE, LOADS, state, cool, THREE, 1.0)
+    assert result.mode is not Mode.SHED  # released once the return has cooled
+    assert result.it_target == 60e3
+
+
+def test_lost_plant_measurements_mean_safe_mode() -> None:
+    blind = replace(plant(), tank=(None, None, None, None), ret=None)
+    result, _ = plan(HEAT, LOADS, DispatchState(), blind, THREE, 1.0)
+    assert result.mode is Mode.SAFE
+    assert result.caps == {}
+
+
+@pytest.mark.parametrize(
+    ("mode", "ret", "previous", "expected"),
+    [
+        (Mode.HEAT, 65.0, 0.5, 0.0),  # heat-priority modes never reject heat
+        (Mode.REJECT, 57.0, 0.4, 0.4),  # at its aim: holds
+        (Mode.REJECT, 59.0, 0.4, 0.402),  # above: opens
+        (Mode.REJECT, 50.0, 0.0, 0.0),  # below and closed: stays closed
+        (Mode.SHED, 70.0, 0.9995, 1.0),  # saturates
+        (Mode.REJECT, None, 0.4, 0.0),  # no return measurement: leaves it to the PLC
+    ],
+)
+def test_dry_cooler_integral_action(
+    mode: Mode, ret: float | None, previous: float, expected: float
+) -> None:
+    assert dry_cooler_command(mode, ret, 60.0, previous, 1.0) == pytest.approx(expected)
