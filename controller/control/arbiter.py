@@ -3,7 +3,8 @@
 Proposals come from interlocks, operator overrides (leases) and automatic control. A fixed value
 from a higher source wins (interlock > operator > automatic); interlock bounds (at most, at least)
 then clamp whatever won. Automatic and operator values move at most at the point's rate limits;
-interlock values are applied at once (they only move towards safety).
+interlock values are applied at once when they move towards safety, and at the rate limits when
+an interlock lets go.
 
 A value is sent when it differs from the last one sent by at least the point's deadband (flash
 wear: DOMAIN.md), when a lease point is due for renewal (before half its timeout), or when nothing
@@ -81,19 +82,31 @@ class Write:
     renewal: bool  # sent because its lease was due, not because it changed
 
 
-def resolve(proposals: Iterable[Proposal]) -> tuple[float, Source, str] | None:
-    """The winning value of one point's proposals (None when no source fixes a value)."""
+def resolve(proposals: Iterable[Proposal]) -> Proposal | None:
+    """The winning proposal of one point's (None when no source fixes a value): the fixed value
+    of the highest source, or the bound that clamps it."""
     fixed = [p for p in proposals if p.bound is Bound.FIX]
     if not fixed:
         return None
     winner = min(fixed, key=lambda p: p.source)
-    value, source, reason = winner.value, winner.source, winner.reason
     for bound in proposals:
-        above = bound.bound is Bound.AT_MOST and value > bound.value
-        below = bound.bound is Bound.AT_LEAST and value < bound.value
+        above = bound.bound is Bound.AT_MOST and winner.value > bound.value
+        below = bound.bound is Bound.AT_LEAST and winner.value < bound.value
         if above or below:
-            value, source, reason = bound.value, bound.source, bound.reason
-    return value, source, reason
+            winner = bound
+    return winner
+
+
+def _towards_safety(winner: Proposal, start: float) -> bool:
+    """An interlock's value applies at once when it moves the point the way it pushes (a cap
+    down, a pump up, or a fixed safe value); released, it moves at the rate limits."""
+    if winner.source is not Source.INTERLOCK:
+        return False
+    if winner.bound is Bound.AT_MOST:
+        return winner.value <= start
+    if winner.bound is Bound.AT_LEAST:
+        return winner.value >= start
+    return True
 
 
 def _rate_limited(spec: OutputSpec, start: float, value: float, dt: float) -> float:
@@ -118,14 +131,14 @@ def arbitrate(
     new_memory = dict(memory)
     writes: list[Write] = []
     for ref, candidates in by_ref.items():
-        resolved = resolve(candidates)
-        if resolved is None:
+        winner = resolve(candidates)
+        if winner is None:
             continue
-        value, source, reason = resolved
+        value, source, reason = winner.value, winner.source, winner.reason
         spec = specs[ref]
         output = memory.get(ref, Output())
         start = output.commanded if output.commanded is not None else output.sent
-        if start is not None and source is not Source.INTERLOCK:
+        if start is not None and not _towards_safety(winner, start):
             value = _rate_limited(spec, start, value, dt)
         new_memory[ref] = replace(output, commanded=value, source=source, reason=reason)
         changed = output.sent is None or abs(value - output.sent) > max(spec.deadband, 1e-9)

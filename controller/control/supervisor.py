@@ -7,10 +7,15 @@ a status. `confirm()` is told which writes the devices took. The same object run
 from whatever clock the caller has.
 
 Start-up is bumpless: nothing is written to a caisson until its skid has been read; then its
-loop starts from the speed the pump runs at, its setpoint from the outlet temperature it has (and
-ramps to the site's), and its caps from what the PLC applies now (the commanded cap in remote mode,
-the safe cap in local mode). A PLC in local or local-safe mode whose inputs are healthy is asked
-for remote mode; until it grants it, the loop and caps track what the PLC does.
+loop starts at the site's setpoint from the speed the pump runs at (tracked), and its caps from
+what the PLC applies now (the commanded cap in remote mode, the safe cap in local mode); its
+compute manager's cap is written once that has been read too. A PLC in local or local-safe mode
+whose inputs are healthy is asked for remote mode; until it grants it, the loop and caps track
+what the PLC does.
+
+Write order matters: the writes of `scan()` list each device's setpoints before its heartbeat and
+remote request, and the caller must send them in that order and stop at a device's first failure,
+so that a PLC never hears "alive" after a setpoint it did not get.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class _Caisson:
     lease_timeout: float
     locked_out: bool
     initialised: bool = False
+    compute_initialised: bool = False  # its compute manager read (an OPC-UA session may lag)
     loop: LoopState | None = None
     overtemp_stage: int = 0
     remote_requested_at: float = float("-inf")
@@ -234,9 +240,18 @@ class Supervisor:
 
     def _initialise(self, inputs: Inputs) -> None:
         for c in self._caissons:
+            i = inputs.caissons[c.index]
+            if c.initialised and not c.compute_initialised and i.power_cap is not None:
+                # Its register may hold a value its lapsed lease no longer applies: start from no
+                # more than the PLC's cap, the power the servers can have now.
+                plc_cap = self.memory[c.ref(Skid.IT_CAP_CMD)].commanded
+                start = i.power_cap if plc_cap is None else min(i.power_cap, plc_cap)
+                self.memory = arbiter.assume_sent(
+                    self.memory, c.compute_ref(Compute.POWER_CAP), start
+                )
+                c.compute_initialised = True
             if c.initialised:
                 continue
-            i = inputs.caissons[c.index]
             if None in (i.pump_speed_cmd, i.it_cap_cmd, i.plc_mode, i.lease_timeout):
                 continue  # not read yet: nothing is written to it
             assert i.it_cap_cmd is not None
@@ -246,11 +261,6 @@ class Supervisor:
             cap = i.it_cap_cmd if remote else c.limits.safe_cap
             self.memory = arbiter.assume_sent(self.memory, c.ref(Skid.PUMP_SPEED_CMD), speed)
             self.memory = arbiter.assume_sent(self.memory, c.ref(Skid.IT_CAP_CMD), cap)
-            if i.power_cap is not None:
-                compute_cap = min(i.power_cap, cap)
-                self.memory = arbiter.assume_sent(
-                    self.memory, c.compute_ref(Compute.POWER_CAP), compute_cap
-                )
             assert i.lease_timeout is not None
             self.memory = arbiter.assume_sent(
                 self.memory, c.ref(Skid.LEASE_TIMEOUT), i.lease_timeout
@@ -332,7 +342,7 @@ class Supervisor:
             cap = limits.safe_cap  # what the PLC applies until it grants remote mode
         else:
             cap = the_plan.caps.get(c.index, 0.0)
-        for ref in (cap_ref, compute_ref):
+        for ref in (cap_ref, compute_ref) if c.compute_initialised else (cap_ref,):
             out.append(Proposal(ref, cap, Source.AUTO, reason=the_plan.mode.value))
             if g.safe_state:
                 out.append(Proposal(ref, limits.safe_cap, Source.INTERLOCK, reason="inputs lost"))
@@ -427,4 +437,3 @@ class Supervisor:
             dry_cooler=the_plan.dry_cooler,
             caissons=tuple(caissons),
         )
-

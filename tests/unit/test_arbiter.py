@@ -64,7 +64,7 @@ def fixed_by_interlock(value: float) -> Proposal:
 )
 def test_resolve(proposals: list[Proposal], expected: tuple[float, Source] | None) -> None:
     result = resolve(proposals)
-    assert (result[:2] if result else None) == expected
+    assert ((result.value, result.source) if result else None) == expected
 
 
 def run(proposals: list[Proposal], memory: dict[PointRef, Output], now: float, dt: float = 1.0):  # type: ignore[no-untyped-def]
@@ -102,6 +102,14 @@ def test_rate_limits_apply_to_automatic_values_not_to_interlocks() -> None:
     assert writes[0].value == pytest.approx(4.0)
     writes, memory = run([auto(20e3), fixed_by_interlock(0.0)], memory, 2.0)
     assert writes[0].value == 0.0  # at once: an interlock moves towards safety
+
+
+def test_a_released_interlock_bound_lets_go_at_the_rate_limit() -> None:
+    memory = assume_sent({}, CAP, 8e3)
+    writes, memory = run([auto(20e3), at_most(14e3)], memory, 0.0)
+    assert writes[0].value == pytest.approx(10.0)  # the bound rose: 2 kW/s, not a jump to 14
+    writes, memory = run([auto(20e3), at_most(5e3)], memory, 1.0)
+    assert writes[0].value == pytest.approx(5.0)  # and tightens at once
 
 
 def test_pump_slows_down_gradually_but_speeds_up_at_once() -> None:

@@ -1,0 +1,154 @@
+"""The supervisor on the plant model in-process: start-up, leases, overrides, lost inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import pytest
+
+from controller.config.loader import load_site
+from controller.config.site import Control, Policy
+from controller.control.arbiter import Write
+from controller.control.dispatch import Mode
+from controller.control.supervisor import Supervisor
+from controller.fieldbus.image import PointRef, Reason, Sample
+from simulators.closed_loop import InProcessField
+from simulators.plant.plc import PlcMode
+from tests.plant_helpers import SITES, scenario_run
+
+Tamper = Callable[[dict[PointRef, Sample]], None]
+
+
+class Loop:
+    """The demo plant with a supervisor in the loop, one scan per plant step."""
+
+    def __init__(self, **control: object) -> None:
+        self.site = load_site(SITES / "demo.yaml")
+        if control:
+            config = self.site.config.model_copy(
+                update={"control": Control.model_validate(control)}
+            )
+            self.site = type(self.site)(self.site.path, config, self.site.maps)
+        self.run = scenario_run(self.site.config, duration="2 h")
+        self.supervisor = Supervisor(self.site)
+        self.field = InProcessField(self.run, self.site, self.supervisor.reader.refs)
+        self.writes: list[Write] = []
+
+    @property
+    def model(self):  # type: ignore[no-untyped-def]
+        return self.run.model
+
+    def step(self, count: int = 1, tamper: Tamper | None = None) -> None:
+        for _ in range(count):
+            self.run.step()
+            snapshot = self.field.snapshot()
+            if tamper is not None:
+                tamper(snapshot)
+            result = self.supervisor.scan(snapshot, self.model.time)
+            for write in result.writes:
+                self.field.write(write)
+                self.supervisor.confirm(write, self.model.time)
+            self.writes += result.writes
+
+
+def written(writes: list[Write], device: str, point: str) -> list[float]:
+    return [float(w.value) for w in writes if w.ref == PointRef(device, point)]
+
+
+def test_takes_the_plant_into_remote_mode_and_holds_the_outlets_in_band() -> None:
+    loop = Loop()
+    assert list(loop.model.plcs.mode) == [PlcMode.LOCAL] * 3
+    loop.step(1800)
+    assert list(loop.model.plcs.mode) == [PlcMode.REMOTE] * 3
+    loop.step(600)
+    assert all(abs(t - 65.0) < 1.0 for t in loop.model.water)
+    assert loop.model.plcs.trips == 0
+
+
+def test_heartbeat_every_cycle_and_leases_renewed_before_half_their_timeout() -> None:
+    loop = Loop()
+    loop.step(120)
+    beats = written(loop.writes, "c1-skid", "heartbeat")
+    assert len(beats) >= 118  # every cycle once the PLC has been read
+    assert all(b - a == 1 for a, b in zip(beats, beats[1:], strict=False))
+    times = [i for i, w in enumerate(loop.writes) if w.ref == PointRef("c1-skid", "it_cap_cmd")]
+    assert times  # written, and the PLC's lease never lapsed
+    assert PlcMode.LOCAL_SAFE not in set(loop.model.plcs.mode)
+    counts = loop.supervisor.write_counts()
+    assert counts[PointRef("c1-skid", "pump_speed_cmd")] < 120 / 4 + 40  # on change or renewal
+
+
+def test_an_operator_lease_wins_over_automatic_control_until_it_expires() -> None:
+    loop = Loop()
+    loop.step(300)
+    cap = PointRef("c2-skid", "it_cap_cmd")
+    loop.supervisor.set_override(cap, 5e3, until=loop.model.time + 120, who="tester")
+    loop.step(60)
+    assert loop.model.commands.plc_cap[1] == pytest.approx(5e3)
+    loop.step(200)
+    assert loop.model.commands.plc_cap[1] > 5e3  # expired: automatic control again
+
+
+def test_an_operator_cannot_push_past_an_interlock() -> None:
+    loop = Loop()
+    loop.step(300)
+    cap = PointRef("c1-skid", "it_cap_cmd")
+    loop.supervisor.set_override(cap, 20e3, until=loop.model.time + 600, who="tester")
+    loop.model.set_leak(0)
+    loop.step(30)
+    assert loop.model.commands.plc_cap[0] == 0.0
+
+
+def test_a_stale_critical_input_puts_the_caisson_in_its_safe_state() -> None:
+    loop = Loop()
+    loop.step(900)
+
+    def outlet_lost(snapshot: dict[PointRef, Sample]) -> None:
+        ref = PointRef("c3-skid", "outlet_temp")
+        snapshot[ref] = snapshot[ref].stale(Reason.COMM_LOST)
+
+    loop.step(30, tamper=outlet_lost)
+    safe_cap = loop.site.config.caisson_types["cabinet-20kw"].plc.safe_cap
+    assert loop.model.commands.plc_cap[2] == pytest.approx(safe_cap)
+    assert loop.model.commands.pump_speed[2] == pytest.approx(0.9, abs=0.01)
+    # The others go on under automatic control.
+    assert loop.model.commands.plc_cap[0] != pytest.approx(safe_cap)
+
+
+def test_lost_plant_measurements_mean_safe_mode() -> None:
+    loop = Loop()
+    loop.step(300)
+
+    def plant_lost(snapshot: Mapping[PointRef, Sample]) -> None:
+        at = next(iter(snapshot.values())).timestamp
+        for ref in list(snapshot):
+            if ref.device == "plant-skid":
+                snapshot[ref] = Sample.bad(Reason.COMM_LOST, at)  # type: ignore[index]
+
+    loop.step(5, tamper=plant_lost)
+    plan = loop.supervisor.last_plan
+    assert plan is not None
+    assert plan.mode is Mode.SAFE
+
+
+def test_nothing_is_written_to_a_caisson_before_it_has_been_read() -> None:
+    loop = Loop()
+
+    def c1_unread(snapshot: dict[PointRef, Sample]) -> None:
+        at = next(iter(snapshot.values())).timestamp
+        for ref in list(snapshot):
+            if ref.device == "c1-skid":
+                snapshot[ref] = Sample.bad(Reason.NOT_CONNECTED, at)
+
+    loop.step(20, tamper=c1_unread)
+    assert not [w for w in loop.writes if w.ref.device == "c1-skid"]
+    assert [w for w in loop.writes if w.ref.device == "c2-skid"]
+
+
+def test_compute_priority_runs_the_caps_flat_out() -> None:
+    loop = Loop(policy=Policy.COMPUTE_PRIORITY.value)
+    loop.step(1200)
+    plan = loop.supervisor.last_plan
+    assert plan is not None
+    assert plan.mode in (Mode.STORE, Mode.REJECT)
+    assert all(cap == pytest.approx(20e3) for cap in loop.model.commands.plc_cap)
