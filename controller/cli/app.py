@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from controller.cli import check_config, serve, sim
+from controller.cli import check_config, demo, run, serve, sim
 from controller.logs import LEVELS, configure_logging
 
 app = typer.Typer(
@@ -32,7 +32,8 @@ def _options(
 
 
 app.command("check-config")(check_config.check_config)
-app.command("demo")(sim.demo)
+app.command("run")(run.run)
+app.command("demo")(demo.demo)
 sim_app.command("run")(sim.run)
 sim_app.command("serve")(serve.serve)
 

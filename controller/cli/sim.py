@@ -1,4 +1,4 @@
-"""`boilerctl sim run` and `boilerctl demo`: the simulated plant, in-process."""
+"""`boilerctl sim run`: the simulated plant, in-process."""
 
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ if TYPE_CHECKING:  # the simulator (numba) loads only when a sim command runs: -
     from simulators.plant.kpis import PlantKpis
     from simulators.run import ScenarioRun
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "simulators" / "scenarios"
-DEMO_SCENARIO = SCENARIOS / "demo-winter-day.yaml"
 PROGRESS_AFTER_S = 1.5  # runs shorter than this show no progress bar
 
 EXIT_CONFIG = 2
@@ -59,11 +57,6 @@ def run(
         typer.echo("sim run: only in-process runs exist so far: add --fast", err=True)
         raise typer.Exit(EXIT_CONFIG)
     _run_and_report(scenario, as_json)
-
-
-def demo() -> None:
-    """The demo plant: a January day of the bundled residential site on the simulated plant."""
-    _run_and_report(DEMO_SCENARIO, as_json=False)
 
 
 def _run_and_report(path: Path, as_json: bool) -> None:

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
+import structlog
+
 from controller.config.loader import LoadedSite
 from controller.config.maps import OpcUaMap
 from controller.config.site import OpcUaDevice
@@ -14,6 +16,8 @@ from controller.fieldbus.image import ProcessImage
 from controller.fieldbus.modbus_driver import DriverSettings, utc_now
 from controller.fieldbus.modbus_io import ModbusIO
 from controller.fieldbus.opcua_driver import OpcUaDriver
+
+log = structlog.get_logger(__name__)
 
 
 class FieldIO:
@@ -61,9 +65,31 @@ class FieldIO:
                 backoff=backoff(),
             )
 
-    async def start(self) -> None:
-        await self.modbus.start()
+    async def start(self, *, poll: bool = True) -> None:
+        """Start the OPC-UA sessions and, unless `poll` is False, the Modbus polling tasks.
+        Without them (lockstep runs) the image moves only on `refresh()`; Modbus connections open
+        on first use either way."""
+        if poll:
+            await self.modbus.start()
         await asyncio.gather(*(driver.start() for driver in self.opcua.values()))
+
+    async def refresh(self) -> None:
+        """Read every device once, now: each Modbus driver polls once (devices on one connection
+        take turns on its lock, the others run concurrently) and each connected OPC-UA driver
+        reads all its points (a driver not connected reads nothing). For lockstep runs, where the
+        plant moves only between two refreshes."""
+        drivers = list(self.modbus.drivers.values())
+        results = await asyncio.gather(
+            *(driver.poll() for driver in drivers),
+            *(driver.read_once() for driver in self.opcua.values()),
+            return_exceptions=True,
+        )
+        names = [d.device_id for d in drivers] + list(self.opcua)
+        for device, result in zip(names, results, strict=True):
+            if isinstance(result, Exception):  # a bug must cost this device only, and be seen
+                log.error("refresh_failed", device=device, exc_info=result)
+            elif isinstance(result, BaseException):
+                raise result
 
     async def stop(self) -> None:
         await asyncio.gather(self.modbus.stop(), *(driver.stop() for driver in self.opcua.values()))

@@ -437,8 +437,33 @@ class OpcUaDriver:
                     await self._poll(session, poll_class)
                     due[poll_class] = max(at + self.intervals[poll_class], now)
 
-    async def _poll(self, session: _Session, poll_class: PollClass) -> None:
-        points = session.polled[poll_class]
+    async def read_once(self) -> None:
+        """Read every point the session resolved, both poll classes, once (lockstep runs and
+        on-demand refreshes). Nothing when not connected; a failed read is left to the session
+        task, which sees the loss and reconnects."""
+        session = self._session
+        if session is None:
+            return
+        try:
+            async with asyncio.timeout(self.device.timeout):
+                for poll_class in PollClass:
+                    await self._poll(session, poll_class, every_point=True)
+        except (OSError, UaError) as exc:  # TimeoutError and ConnectionError included
+            self._log.debug("opcua_read_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _poll(
+        self, session: _Session, poll_class: PollClass, *, every_point: bool = False
+    ) -> None:
+        """Read the class's polled points (subscription refused), or with `every_point` all its
+        resolved points."""
+        if every_point:
+            points = [
+                p for p in self.device_map.points if p.poll is poll_class and p.id in session.nodes
+            ]
+        else:
+            points = session.polled[poll_class]
+        if not points:
+            return
         node_ids = [session.nodes[p.id] for p in points]
         values = await session.client.uaclient.read_attributes(node_ids, AttributeIds.Value)
         if session.alive:

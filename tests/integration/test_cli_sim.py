@@ -1,4 +1,4 @@
-"""`boilerctl sim run` and `boilerctl demo` as a user runs them: the installed console script."""
+"""`boilerctl sim run` as a user runs it: the installed console script."""
 
 from __future__ import annotations
 
@@ -82,16 +82,6 @@ def test_sim_run_table_and_progress_bar_on_a_terminal() -> None:
     for label in ("ERF (energy reuse factor)", "unmet heat demand", "PLC interlock trips"):
         assert label in screen
     assert re.search(r"48 h simulated in [\d.]+ s", screen)
-
-
-def test_demo_shows_the_demo_plant() -> None:
-    result = boilerctl("demo")
-    assert result.returncode == 0, result.stderr
-    assert "demo-winter-day: Residence Les Tilleuls (demo)" in result.stdout
-    assert "a cold January day, PLCs alone" in result.stdout
-    erf = re.search(r"ERF \(energy reuse factor\)\s*│\s*([\d.]+)", result.stdout)
-    assert erf is not None
-    assert 0 < float(erf.group(1)) <= 1
 
 
 def test_sim_run_without_fast_says_what_to_do() -> None:

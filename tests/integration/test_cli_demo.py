@@ -1,0 +1,42 @@
+"""`boilerctl demo` as a user runs it: the simulated plant and the daemon in one process."""
+
+from __future__ import annotations
+
+import re
+
+from tests.integration.test_cli_sim import boilerctl, on_a_terminal
+
+CAISSON = r"(c[123]) (remote|local|local safe)\S* out ([\d.]+) °C in [\d.]+ °C flow [\d.]+ L/min"
+
+
+def test_demo_off_a_terminal_prints_status_lines_to_the_end() -> None:
+    result = boilerctl(
+        "--log-level", "warning", "demo", "--duration", "1 min", "--speed", "20", "--every", "10"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    status = [line for line in lines if line.startswith("Thu 15 Jan 06:0")]
+    assert len(status) >= 3  # about 60 cycles, one line every 10
+    for line in status:
+        assert re.search(r"mode \w+, tank SoC \d+ %, load [\d.]+ kW", line), line
+        assert [m.group(1) for m in re.finditer(CAISSON, line)] == ["c1", "c2", "c3"], line
+    last = {m.group(1): m.group(2) for m in re.finditer(CAISSON, status[-1])}
+    assert last == {"c1": "remote", "c2": "remote", "c3": "remote"}  # the daemon runs them
+    summary = re.fullmatch(r"demo: (\d+) s of plant time, (\d+) cycles, .*", lines[-1])
+    assert summary is not None, lines[-1]
+    assert int(summary.group(1)) >= 60
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_on_a_terminal_shows_the_live_table() -> None:
+    code, screen = on_a_terminal(
+        "--log-level", "warning", "demo", "--duration", "20", "--speed", "10"
+    )
+    assert code == 0, screen
+    assert "Residence Les Tilleuls (demo): simulated plant ×10" in screen
+    for header in ("PLC mode", "outlet", "flow", "pump %", "cap kW", "IT kW", "running"):
+        assert header in screen
+    assert re.search(r"│ c3\s+│ remote\s+│", screen)
+    assert re.search(r"mode \w+, tank SoC \d+ %", screen)
+    assert "demo: 20 s of plant time" in screen
+    assert "Traceback" not in screen

@@ -1,0 +1,221 @@
+"""`boilerctl run` as systemd runs it: a process against the simulated plant on real sockets,
+killed and restarted; and the one-line refusal of a bad site file."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.config.loader import LoadedSite, load_site
+from controller.config.maps import ModbusMap
+from controller.config.units import point_unit_factor
+from controller.control.supervisor import Supervisor
+from controller.fieldbus.image import PointRef
+from simulators.devices.plant_server import SimulatedPlant
+from simulators.plant.plc import PlcMode
+from tests.plant_helpers import ROOT, SITES
+
+BOILERCTL = Path(sys.executable).with_name("boilerctl")
+START = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
+WALL_LIMIT_S = 60.0  # a bound for each wait (a hang fails, it is not a timing assertion)
+
+
+@dataclass(frozen=True)
+class Observation:
+    time: float  # plant s
+    mode: np.ndarray
+    pump_speed: np.ndarray  # the PLCs' applied outputs
+    it_cap: np.ndarray
+    cap_cmd: np.ndarray  # what the supervisor last wrote (the register)
+
+
+def override_args(plant: SimulatedPlant) -> list[str]:
+    args: list[str] = []
+    for row in plant.listing():
+        if row.protocol == "opc-ua":
+            args += ["--endpoint", f"{row.device}={row.endpoint}"]
+        else:
+            args += ["--address", f"{row.device}={row.host}:{row.port}"]
+    return args
+
+
+async def start_daemon(plant: SimulatedPlant, log: Path) -> asyncio.subprocess.Process:
+    with log.open("a") as stderr:
+        return await asyncio.create_subprocess_exec(
+            str(BOILERCTL),
+            "--log-level",
+            "info",
+            "run",
+            "--site",
+            str(plant.site.path),
+            *override_args(plant),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    try:
+        async with asyncio.timeout(WALL_LIMIT_S):
+            while not condition():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not seen within {WALL_LIMIT_S} s: {what}") from None
+
+
+def steps(seen: list[Observation], field: str) -> np.ndarray:
+    """|change| of an applied output from each plant step to the next, every caisson."""
+    return np.abs(np.diff(np.array([getattr(o, field) for o in seen]), axis=0))
+
+
+def span(site: LoadedSite, point_id: str) -> float:
+    """A skid setpoint's engineering range, SI."""
+    device_map = site.device_map(site.config.caissons[0].skid)
+    assert isinstance(device_map, ModbusMap)
+    point = device_map.point(point_id)
+    assert point.limits is not None
+    return (point.limits.max - point.limits.min) * point_unit_factor(point.unit)
+
+
+async def test_a_killed_daemon_hands_over_to_the_plcs_and_a_new_one_takes_back_bumplessly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = load_site(SITES / "demo.yaml")
+    plant = SimulatedPlant(site, start=START, speed=1.0, ephemeral_ports=True)
+    model = plant.model
+    seen: list[Observation] = []
+    model_step = model.step
+
+    def step_and_observe() -> None:
+        model_step()
+        plcs = model.plcs
+        seen.append(
+            Observation(
+                model.time,
+                plcs.mode.copy(),
+                plcs.pump_speed.copy(),
+                plcs.it_cap.copy(),
+                model.commands.plc_cap.copy(),
+            )
+        )
+
+    monkeypatch.setattr(model, "step", step_and_observe)
+
+    def all_in(mode: PlcMode) -> bool:
+        return bool(np.all(model.plcs.mode == mode))
+
+    log = tmp_path / "daemon.log"
+    lease = float(model.plcs.limits[8, 0])  # the caisson type's lease timeout, s
+    await plant.start()
+    first = second = None
+    try:
+        first = await start_daemon(plant, log)
+        await until(lambda: all_in(PlcMode.REMOTE), "the first daemon takes remote")
+        settled = model.time + 12
+        await until(lambda: model.time >= settled, "the first daemon runs")
+        assert not np.allclose(model.plcs.pump_speed, 0.9)  # not at the safe speed any more
+
+        first.kill()  # SIGKILL: no goodbye
+        await first.wait()
+        killed_at = model.time
+        await until(lambda: all_in(PlcMode.LOCAL_SAFE), "the PLCs fall back to local safe")
+        safe_at = next(o.time for o in seen if o.time > killed_at and np.all(o.mode == 2))
+        assert safe_at - killed_at <= lease + model.dt  # within the lease timeout (plant time)
+
+        resumed = len(seen)
+        second = await start_daemon(plant, log)
+        await until(lambda: all_in(PlcMode.REMOTE), "the second daemon takes remote back")
+        settled = model.time + 15
+        await until(lambda: model.time >= settled, "the second daemon runs")
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), WALL_LIMIT_S) == 0
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+        await plant.stop()
+
+    # The old daemon's last setpoints are still in the registers, away from the safe values the
+    # PLCs apply: taking remote back without writing first would be a bump.
+    before = seen[resumed - 1]
+    pump_limit = 0.02 * span(site, "pump_speed_cmd")
+    cap_limit = 0.02 * span(site, "it_cap_cmd")
+    assert np.all(np.abs(before.cap_cmd - before.it_cap) > cap_limit)
+    # Bumpless handover: from the last step before the new daemon started to the step where each
+    # PLC follows it again, no applied value moves more than 2 % of its range in a step.
+    for i, caisson in enumerate(site.config.caissons):
+        granted = next(k for k in range(resumed, len(seen)) if seen[k].mode[i] == PlcMode.REMOTE)
+        handover = seen[resumed - 1 : granted + 1]
+        assert np.max(steps(handover, "pump_speed")[:, i]) <= pump_limit + 1e-9, caisson.id
+        assert np.max(steps(handover, "it_cap")[:, i]) <= cap_limit + 1e-6, caisson.id
+    # After it, values move on the supervisor's own ramps, which may be steeper than 2 % a step
+    # (its tuning; pumps speed up unlimited: the safe direction). The daemon's cycles and the
+    # plant's steps are not in phase: a step may carry two cycles' worth of ramp, never a jump.
+    specs = Supervisor(site).specs
+    skid = site.config.caissons[0].skid
+    cap_ramp = specs[PointRef(skid, "it_cap_cmd")].rate_up
+    pump_ramp = specs[PointRef(skid, "pump_speed_cmd")].rate_down
+    assert cap_ramp is not None
+    assert pump_ramp is not None
+    after = seen[resumed - 1 :]
+    cap_rise = np.diff(np.array([o.it_cap for o in after]), axis=0)
+    pump_fall = -np.diff(np.array([o.pump_speed for o in after]), axis=0)
+    assert np.max(cap_rise) <= max(cap_limit, 2 * cap_ramp * model.dt) + 10.0  # 10 W: register
+    assert np.max(pump_fall) <= max(pump_limit, 2 * pump_ramp * model.dt) + 0.001  # 0.1 %
+    assert np.all(after[-1].mode == PlcMode.REMOTE)
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert text.count('"daemon_started"') == 2
+    assert text.count('"daemon_stopped"') == 1  # the killed one could not say goodbye
+
+
+def test_a_bad_site_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    text = (ROOT / "sites" / "demo.yaml").read_text()
+    text = text.replace("maps_dir: ../plc_maps", f"maps_dir: {ROOT / 'plc_maps'}")
+    site.write_text(text.replace("  kind: residential\n", "  kind: residential\n  colour: red\n"))
+    result = subprocess.run(
+        [str(BOILERCTL), "run", "--site", str(site)],
+        capture_output=True,
+        text=True,
+        timeout=WALL_LIMIT_S,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{site}:")
+    assert "colour" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_an_override_for_an_unknown_device_is_one_line_and_exit_2() -> None:
+    result = subprocess.run(
+        [
+            str(BOILERCTL),
+            "run",
+            "--site",
+            str(SITES / "demo.yaml"),
+            "--address",
+            "c9-skid=127.0.0.1:1502",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WALL_LIMIT_S,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"run: --address c9-skid=127.0.0.1:1502: no Modbus device 'c9-skid' in "
+        f"{SITES / 'demo.yaml'} (it has c1-skid, c2-skid, c3-skid, plant-skid, heat-meter)"
+    )
