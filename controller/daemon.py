@@ -112,6 +112,10 @@ class Daemon:
             overruns=self.cycle.overruns,
             writes_sent=self.cycle.writes_sent,
             write_failures=dict(self.cycle.write_failures),
+            # Writes per register since start (flash wear: DOMAIN.md); the heartbeat excluded.
+            writes_per_register={
+                str(ref): count for ref, count in self.supervisor.write_counts().items()
+            },
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -30,6 +30,7 @@ from controller.water import VOLUMETRIC_HEAT
 
 LOAD_FILTER = 300.0  # s: time constant of the measured load
 TREND_FILTER = 4 * 3600.0  # s: the day's load trend (STORE on heat-priority sites)
+WARM_MARGIN = 3.0  # K: an outlet this far below the setpoint is warming up (full power)
 CHARGE_TIME = 1800.0  # s: a SoC error is made good over this
 STORE_SHARE = 0.7  # heat-priority: store when the trend exceeds this share of capacity
 FULL_MARGIN = 2.0  # K: the tank is full when its bottom is this close to the return limit
@@ -75,6 +76,7 @@ class Candidate:
     cap_max: float  # W: interlocks, chips, nominal and the jobs' available power
     minimum: float  # W: below this it cannot reach the setpoint at minimum pump speed
     heat_capture: float
+    outlet: float | None = None  # °C
 
 
 @dataclass(frozen=True)
@@ -272,9 +274,15 @@ def plan(
             target = minimum if charging else 0.0
         else:
             charging = True
+    if target > 0.0 and any(
+        c.outlet is not None and c.outlet < limits.outlet_setpoint - WARM_MARGIN for c in candidates
+    ):
+        target = capacity_it  # warm-up: full power brings the outlets into the band soonest
     if shed is not None:
         target = min(target, shed)
     target = min(target, capacity_it)
+    if 0.0 < target < plant_minimum(candidates) and target < capacity_it:
+        target = 0.0  # a trickle below the minimum would only send water below the band
     caps = share_caps(target, candidates) if mode is not Mode.SAFE else {}
     cooler = dry_cooler_command(mode, plant.ret, limits.return_limit, state.cooler, dt)
     new_state = replace(

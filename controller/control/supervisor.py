@@ -293,7 +293,7 @@ class Supervisor:
         assert inputs.inlet is not None
         rise = max(self.site.config.setpoints.outlet - inputs.inlet, 0.0)
         minimum = VOLUMETRIC_HEAT * limits.min_speed * limits.max_flow * rise / limits.heat_capture
-        return Candidate(c.index, cap_max, minimum, limits.heat_capture)
+        return Candidate(c.index, cap_max, minimum, limits.heat_capture, inputs.outlet)
 
     def _caisson_proposals(
         self, c: _Caisson, g: Guard, inputs: CaissonInputs, the_plan: Plan, dt: float
