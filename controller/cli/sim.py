@@ -40,6 +40,9 @@ _KPI_ROWS: dict[str, tuple[str, str, str]] = {
     "ere": ("ERE", "", ".3f"),
     "hours_out_of_band": ("supply outside its band", "h", ".2f"),
     "discomfort_kh": ("supply band violation", "K·h", ".1f"),
+    "in_band_share": ("supply in its band, share of running time", "", ".1%"),
+    "max_outlet_c": ("hottest caisson outlet", "°C", ".1f"),
+    "it_without_flow_s": ("IT power without cooling flow", "s", "g"),
     "min_chip_margin_k": ("minimum chip margin to throttling", "K", ".1f"),
     "plc_trips": ("PLC interlock trips", "", "d"),
 }

@@ -9,8 +9,8 @@ from numba import njit
 from numpy.typing import NDArray
 
 from controller.config.site import SiteConfig
-from simulators.plant.plc import Limit
 from controller.water import VOLUMETRIC_HEAT
+from simulators.plant.plc import Limit
 
 FloatArray = NDArray[np.float64]
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+from numba import njit
+
 J_PER_KWH = 3.6e6
 
 
@@ -22,9 +25,16 @@ class EnergyTotals:
     room_losses: float = 0.0  # IT power not captured in the water
     tank_losses: float = 0.0
     seconds: float = 0.0
+    seconds_running: float = 0.0  # with IT power > 0 (heat delivery time: the band's base)
     seconds_out_of_band: float = 0.0
     kelvin_seconds_out_of_band: float = 0.0
     min_chip_margin: float = float("inf")
+    max_outlet: float = float("-inf")  # °C, hottest caisson water (= outlet) seen
+    # IT power > 0 in a caisson whose true flow is below its PLC's low-flow limit: caisson-steps
+    # and caisson-seconds (two caissons at once count twice). Must stay 0: servers without
+    # cooling are what the PLC's low-flow trip exists to stop, after its delay.
+    it_without_flow_steps: int = 0
+    it_without_flow_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -46,12 +56,18 @@ class PlantKpis:
     discomfort_kh: float  # K·h of supply temperature outside its band
     min_chip_margin_k: float
     plc_trips: int
+    in_band_share: float  # of the time with IT power > 0, the share with the supply in its band
+    max_outlet_c: float  # hottest caisson outlet (true water temperature), °C
+    it_without_flow_s: float  # caisson-seconds of IT power with the flow below the PLC's limit
+    it_without_flow_steps: int  # caisson-steps of the same
 
     @classmethod
     def from_totals(cls, totals: EnergyTotals, plc_trips: int) -> PlantKpis:
         electricity = totals.it + totals.pumps + totals.fans
         erf = totals.reused / electricity if electricity > 0 else 0.0
         pue = electricity / totals.it if totals.it > 0 else float("nan")
+        running = totals.seconds_running
+        in_band = 1.0 - totals.seconds_out_of_band / running if running > 0 else float("nan")
         return cls(
             duration_h=totals.seconds / 3600,
             heat_delivered_kwh=(totals.reused + totals.backup) / J_PER_KWH,
@@ -70,4 +86,24 @@ class PlantKpis:
             discomfort_kh=totals.kelvin_seconds_out_of_band / 3600,
             min_chip_margin_k=totals.min_chip_margin,
             plc_trips=plc_trips,
+            in_band_share=in_band,
+            max_outlet_c=totals.max_outlet,
+            it_without_flow_s=totals.it_without_flow_seconds,
+            it_without_flow_steps=totals.it_without_flow_steps,
         )
+
+
+@njit(cache=True)
+def caisson_extremes(water, it_power, flow, low_flow, throttle, chip_temp):  # type: ignore[no-untyped-def]
+    """One step's caisson figures for the totals, in one compiled pass (numpy calls on 3-element
+    arrays cost more than the step's physics): (hottest water, caissons drawing IT power with the
+    flow below its low-flow limit, smallest chip margin among all caissons)."""
+    hottest = -np.inf
+    margin = np.inf
+    unflowed = 0
+    for i in range(len(water)):
+        hottest = max(hottest, water[i])
+        margin = min(margin, throttle[i] - chip_temp[i])
+        if it_power[i] > 0.0 and flow[i] < low_flow[i]:
+            unflowed += 1
+    return hottest, unflowed, margin

@@ -15,14 +15,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from controller.config.site import SiteConfig
+from controller.water import VOLUMETRIC_HEAT
 from simulators.plant.caissons import Param, caisson_tables, drive_caissons, heat_caissons
-from simulators.plant.kpis import EnergyTotals, PlantKpis
+from simulators.plant.kpis import EnergyTotals, PlantKpis, caisson_extremes
 from simulators.plant.loads import LoadSeries, PoolBasin
 from simulators.plant.pipes import PlugFlowPipes
-from simulators.plant.plc import CaissonPlcs, SupervisorCommands
+from simulators.plant.plc import CaissonPlcs, Limit, SupervisorCommands
 from simulators.plant.sensors import FaultKind, Sensor, SensorFaults
 from simulators.plant.tank import StratifiedTank
-from controller.water import VOLUMETRIC_HEAT
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -269,23 +269,29 @@ class PlantModel:
     def _dry_cooler(
         self, now: float, flow: float, water: float, outdoor: float
     ) -> tuple[float, float]:
-        """Heat rejected [W] and fan power [W]. The plant PLC's own thermostat opens the cooler
-        when the caissons' return passes its limit, whatever the supervisor asks."""
+        """Heat rejected [W] and fan power [W] for the caissons' return at `water` °C.
+
+        The plant PLC's own thermostat modulates the fan (valve open) to bring the return down to
+        its limit and no further, whatever the supervisor asks; a supervisor with a live lease may
+        ask for more (valve and fan). The cooler rejects the larger of the two."""
         cooler = self.site.plant.dry_cooler
         commands = self.plant_commands
-        local = min(max((water - cooler.return_limit) / 5.0, 0.0), 1.0)
         leased = commands.leased(now)
-        valve = max(local, commands.dry_cooler_valve if leased else 0.0)
-        fan = max(local, commands.dry_cooler_fan if leased else 0.0)
+        valve = commands.dry_cooler_valve if leased else 0.0
+        fan = commands.dry_cooler_fan if leased else 0.0
+        dumped = 0.0
+        if flow > 0.0 and water > outdoor:
+            air_full = cooler.capacity * (water - outdoor) / cooler.design_difference
+            water_side = VOLUMETRIC_HEAT * flow * (water - outdoor)
+            dumped = min(air_full * fan, valve * water_side)
+            needed = VOLUMETRIC_HEAT * flow * (water - cooler.return_limit)
+            local = min(needed, air_full, water_side)
+            if local > dumped:
+                dumped = local
+                valve, fan = 1.0, max(fan, local / air_full)
         self.flows.dry_cooler_valve, self.flows.dry_cooler_fan = valve, fan
-        fan_power = cooler.fan_power * fan**3
-        if valve <= 0.0 or flow <= 0.0 or water <= outdoor:
-            self.flows.dumped_heat = 0.0
-            return 0.0, fan_power
-        air_side = cooler.capacity * fan * (water - outdoor) / cooler.design_difference
-        water_side = valve * VOLUMETRIC_HEAT * flow * (water - outdoor)
-        self.flows.dumped_heat = min(air_side, water_side)
-        return self.flows.dumped_heat, fan_power
+        self.flows.dumped_heat = dumped
+        return dumped, cooler.fan_power * fan**3
 
     def _serve_site(self, k: int) -> tuple[float, float]:
         """The heat exchanger's primary flow and return temperature (the tank's load circuit).
@@ -366,7 +372,20 @@ class PlantModel:
         t.room_losses += room * dt
         t.tank_losses += self.tank.losses * dt
         t.seconds += dt
+        hottest, unflowed, margin = caisson_extremes(
+            self.water,
+            self.it_power,
+            self.flow,
+            self.plcs.limits[Limit.LOW_FLOW],
+            self.params[Param.THROTTLE],
+            self.chip_temp,
+        )
+        t.max_outlet = max(t.max_outlet, hottest)
+        if unflowed:
+            t.it_without_flow_steps += unflowed
+            t.it_without_flow_seconds += unflowed * dt
         if it > 0.0:
+            t.seconds_running += dt
             setpoints = self.site.setpoints
             outside = max(
                 setpoints.supply_low - supply_header, supply_header - setpoints.supply_high
@@ -374,7 +393,6 @@ class PlantModel:
             if outside > 0.0:
                 t.seconds_out_of_band += dt
                 t.kelvin_seconds_out_of_band += outside * dt
-            margin = float((self.params[Param.THROTTLE] - self.chip_temp).min())
             t.min_chip_margin = min(t.min_chip_margin, margin)
 
     def kpis(self) -> PlantKpis:

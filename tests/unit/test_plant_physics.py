@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from controller.water import VOLUMETRIC_HEAT
 from simulators.plant.caissons import Param
 from simulators.plant.loads import space_heating_curve
 from simulators.plant.model import PlantModel
 from simulators.plant.pipes import PlugFlowPipes
 from simulators.plant.plc import Interlock, PlcMode
-from controller.water import VOLUMETRIC_HEAT
 from tests.plant_helpers import RemoteSupervisor, scenario_run, site_config
 
 

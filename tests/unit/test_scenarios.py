@@ -47,7 +47,17 @@ def only_issue(path: Path) -> tuple[int, str, str]:
 
 def test_every_bundled_scenario_loads() -> None:
     names = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
-    assert names == ["demo-faults", "demo-winter-day", "pool-refill", "warehouse-summer-week"]
+    assert names == [
+        "demo-faults",
+        "demo-winter-day",
+        "pool-refill",
+        "pool-refill-week",
+        "residential-fault-day",
+        "residential-shoulder-warm-spell",
+        "residential-summer-dhw-day",
+        "residential-winter-week",
+        "warehouse-summer-week",
+    ]
     for path in SCENARIOS.glob("*.yaml"):
         loaded = load_scenario(path)
         assert loaded.scenario.steps > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 
 import pytest
@@ -70,7 +71,7 @@ def test_heartbeat_every_cycle_and_leases_renewed_before_half_their_timeout() ->
     loop.step(120)
     beats = written(loop.writes, "c1-skid", "heartbeat")
     assert len(beats) >= 118  # every cycle once the PLC has been read
-    assert all(b - a == 1 for a, b in zip(beats, beats[1:], strict=False))
+    assert all(b - a == 1 for a, b in itertools.pairwise(beats))
     times = [i for i, w in enumerate(loop.writes) if w.ref == PointRef("c1-skid", "it_cap_cmd")]
     assert times  # written, and the PLC's lease never lapsed
     assert PlcMode.LOCAL_SAFE not in set(loop.model.plcs.mode)
