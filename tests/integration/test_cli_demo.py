@@ -11,12 +11,14 @@ CAISSON = r"(c[123]) (remote|local|local safe)\S* out ([\d.]+) °C in [\d.]+ °C
 
 def test_demo_off_a_terminal_prints_status_lines_to_the_end() -> None:
     result = boilerctl(
-        "--log-level", "warning", "demo", "--duration", "1 min", "--speed", "20", "--every", "10"
+        "--log-level", "warning", "demo", "--duration", "3 min", "--speed", "10", "--every", "10"
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     status = [line for line in lines if line.startswith("Thu 15 Jan 06:0")]
-    assert len(status) >= 3  # about 60 cycles, one line every 10
+    # About 180 cycles, one line every 10; the OPC-UA sessions' start-up (a few seconds of wall
+    # time, tens of plant seconds at ×10 on a busy machine) is within the run.
+    assert len(status) >= 3
     for line in status:
         assert re.search(r"mode \w+, tank SoC \d+ %, load [\d.]+ kW", line), line
         assert [m.group(1) for m in re.finditer(CAISSON, line)] == ["c1", "c2", "c3"], line
@@ -24,7 +26,7 @@ def test_demo_off_a_terminal_prints_status_lines_to_the_end() -> None:
     assert last == {"c1": "remote", "c2": "remote", "c3": "remote"}  # the daemon runs them
     summary = re.fullmatch(r"demo: (\d+) s of plant time, (\d+) cycles, .*", lines[-1])
     assert summary is not None, lines[-1]
-    assert int(summary.group(1)) >= 60
+    assert int(summary.group(1)) >= 180
     assert "Traceback" not in result.stderr
 
 
