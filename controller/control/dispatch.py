@@ -212,6 +212,7 @@ def plan(
     load = _filter(state.load, load_now, dt, LOAD_FILTER)
     trend = _filter(state.trend, load_now, dt, TREND_FILTER)
     capacity_it = sum(c.cap_max for c in candidates)
+    minimum = plant_minimum(candidates)
     capture = (
         sum(c.heat_capture * c.cap_max for c in candidates) / capacity_it if capacity_it else 0.94
     )
@@ -264,7 +265,6 @@ def plan(
         # charge the tank, then stop and let it discharge (hysteresis on its state of charge;
         # and charging again before its top cools below what hot water needs). Few long cycles:
         # each start costs a couple of minutes of warm-up below the band.
-        minimum = plant_minimum(candidates)
         if target < minimum:
             top = plant.tank[0]
             if soc is None or soc <= reserve - SOC_ON or (top is not None and top < supply_low):
@@ -281,7 +281,7 @@ def plan(
     if shed is not None:
         target = min(target, shed)
     target = min(target, capacity_it)
-    if 0.0 < target < plant_minimum(candidates) and target < capacity_it:
+    if 0.0 < target < minimum and target < capacity_it:
         target = 0.0  # a trickle below the minimum would only send water below the band
     caps = share_caps(target, candidates) if mode is not Mode.SAFE else {}
     cooler = dry_cooler_command(mode, plant.ret, limits.return_limit, state.cooler, dt)

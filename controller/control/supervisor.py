@@ -155,10 +155,28 @@ class Supervisor:
     def _point(self, ref: PointRef) -> ModbusPoint | OpcUaPoint:
         return self.site.device_map(ref.device).point(ref.point)
 
-    def _spec(self, ref: PointRef, **settings: float | bool | None) -> OutputSpec:
+    def _spec(
+        self,
+        ref: PointRef,
+        *,
+        deadband: float = 0.0,
+        rate_up: float | None = None,
+        rate_down: float | None = None,
+        verify: bool = False,
+        boolean: bool = False,
+    ) -> OutputSpec:
+        """The point's unit factor and lease renewal come from its map."""
         point = self._point(ref)
         renew = RENEW_SHARE * point.lease_timeout if point.lease_timeout is not None else None
-        return OutputSpec(factor=point_unit_factor(point.unit), renew_every=renew, **settings)  # type: ignore[arg-type]
+        return OutputSpec(
+            factor=point_unit_factor(point.unit),
+            deadband=deadband,
+            rate_up=rate_up,
+            rate_down=rate_down,
+            renew_every=renew,
+            verify=verify,
+            boolean=boolean,
+        )
 
     def _output_specs(self) -> dict[PointRef, OutputSpec]:
         specs: dict[PointRef, OutputSpec] = {}

@@ -15,21 +15,10 @@ from controller.control.interlocks import (
     guard,
     overtemp_stage,
 )
+from tests.plant_helpers import site_config
 
-LIMITS = CaissonLimits(
-    nominal_power=20e3,
-    heat_capture=0.94,
-    capacity=150e3,
-    chip_resistance=0.05 / 48,
-    throttle=90.0,
-    max_flow=40 / 60000,
-    min_speed=0.3,
-    safe_speed=0.9,
-    safe_cap=10e3,
-    low_flow=9 / 60000,
-    overtemp_warn=72.0,
-    overtemp_trip=78.0,
-)
+# The demo site's 20 kW cabinet: 150 kJ/K, 48 chips at 0.05 K/W, pump 40 L/min from 30 %.
+LIMITS = CaissonLimits.of(site_config("demo").caisson_types["cabinet-20kw"])
 HEALTHY = CaissonInputs(
     inlet=50.0,
     outlet=65.0,

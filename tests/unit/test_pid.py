@@ -8,6 +8,7 @@ import pytest
 
 from controller.control.interlocks import CaissonLimits
 from controller.control.outlet_loop import (
+    LoopState,
     feedforward_speed,
     initial_state,
     loop_step,
@@ -15,6 +16,7 @@ from controller.control.outlet_loop import (
 )
 from controller.control.pid import PidGains, PidState, pid_step, ramp, track
 from controller.water import VOLUMETRIC_HEAT
+from tests.plant_helpers import site_config
 
 GAINS = PidGains(kp=0.5, ti=10.0, out_min=0.0, out_max=1.0)
 
@@ -108,20 +110,32 @@ def test_ramp_moves_at_most_rate_times_dt(
 
 # ---------------------------------------------------------------- the outlet loop
 
-LIMITS = CaissonLimits(
-    nominal_power=20e3,
-    heat_capture=0.94,
-    capacity=150e3,
-    chip_resistance=0.05 / 48,
-    throttle=90.0,
-    max_flow=40 / 60000,
-    min_speed=0.3,
-    safe_speed=0.9,
-    safe_cap=10e3,
-    low_flow=9 / 60000,
-    overtemp_warn=72.0,
-    overtemp_trip=78.0,
-)
+# The demo site's 20 kW cabinet: 150 kJ/K, 48 chips at 0.05 K/W, pump 40 L/min from 30 %.
+LIMITS = CaissonLimits.of(site_config("demo").caisson_types["cabinet-20kw"])
+
+
+def step(
+    state: LoopState,
+    *,
+    outlet: float,
+    inlet: float,
+    power: float,
+    speed: float,
+    held: float | None = None,
+) -> LoopState:
+    """One 1 s step of the loop towards 65 °C, its setpoint ramping at 1 K/min."""
+    return loop_step(
+        LIMITS,
+        state,
+        outlet=outlet,
+        inlet=inlet,
+        it_power=power,
+        speed=speed,
+        target=65.0,
+        ramp_rate=1 / 60,
+        dt=1.0,
+        held=held,
+    )
 
 
 def test_feedforward_is_the_energy_balance() -> None:
@@ -154,17 +168,7 @@ def test_outlet_loop_holds_the_setpoint_across_operating_points(inlet: float, po
     state = initial_state(speed, setpoint=65.0)
     history = []
     for _ in range(1800):
-        state = loop_step(
-            LIMITS,
-            state,
-            outlet=outlet,
-            inlet=inlet,
-            it_power=power,
-            speed=speed,
-            target=65.0,
-            ramp_rate=1 / 60,
-            dt=1.0,
-        )
+        state = step(state, outlet=outlet, inlet=inlet, power=power, speed=speed)
         speed += max(min(state.pid.output - speed, 0.2), -0.2)  # the drive's ramp
         outlet = caisson(outlet, inlet, speed, power, 1.0)
         history.append(outlet)
@@ -179,17 +183,7 @@ def test_outlet_loop_rejects_an_inlet_step_quickly() -> None:
     for k in range(1200):
         if k == 300:
             inlet = 56.0  # hot water comes back from the tank
-        state = loop_step(
-            LIMITS,
-            state,
-            outlet=outlet,
-            inlet=inlet,
-            it_power=20e3,
-            speed=speed,
-            target=65.0,
-            ramp_rate=1 / 60,
-            dt=1.0,
-        )
+        state = step(state, outlet=outlet, inlet=inlet, power=20e3, speed=speed)
         speed += max(min(state.pid.output - speed, 0.2), -0.2)
         outlet = caisson(outlet, inlet, speed, 20e3, 1.0)
         if k > 300:
@@ -200,40 +194,9 @@ def test_outlet_loop_rejects_an_inlet_step_quickly() -> None:
 
 def test_outlet_loop_respects_the_minimum_speed_and_tracks_a_held_speed() -> None:
     state = initial_state(0.5, setpoint=65.0)
-    idle = loop_step(
-        LIMITS,
-        state,
-        outlet=50.0,
-        inlet=50.0,
-        it_power=0.0,
-        speed=0.5,
-        target=65.0,
-        ramp_rate=1 / 60,
-        dt=1.0,
-    )
+    idle = step(state, outlet=50.0, inlet=50.0, power=0.0, speed=0.5)
     assert idle.pid.output >= LIMITS.min_speed
-    held = loop_step(
-        LIMITS,
-        state,
-        outlet=64.0,
-        inlet=50.0,
-        it_power=20e3,
-        speed=0.9,
-        target=65.0,
-        ramp_rate=1 / 60,
-        dt=1.0,
-        held=0.9,
-    )
+    held = step(state, outlet=64.0, inlet=50.0, power=20e3, speed=0.9, held=0.9)
     assert held.pid.output == 0.9
-    resumed = loop_step(
-        LIMITS,
-        held,
-        outlet=64.0,
-        inlet=50.0,
-        it_power=20e3,
-        speed=0.9,
-        target=65.0,
-        ramp_rate=1 / 60,
-        dt=1.0,
-    )
+    resumed = step(held, outlet=64.0, inlet=50.0, power=20e3, speed=0.9)
     assert abs(resumed.pid.output - 0.9) < 0.02  # bumpless: 2 % of range at most
