@@ -38,6 +38,8 @@ from controller.systemd import Notifier
 log = structlog.get_logger(__name__)
 
 DeviceWriter = Callable[[Write], Awaitable[None]]
+# Told each cycle's snapshot and decision before the writes (the historian); must not block.
+ScanObserver = Callable[[Mapping[PointRef, Sample], ScanResult], None]
 # What a device's writer raises for a write that was not made: logged in one line.
 EXPECTED_WRITE_ERRORS: tuple[type[Exception], ...] = (WriteError, OpcUaWriteError, ValueError)
 
@@ -89,6 +91,7 @@ class Cycle:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         notifier: Notifier | None = None,
+        observers: Sequence[ScanObserver] = (),
     ) -> None:
         """read_only: commissioning: compute and log every would-be write, send none. clock and
         sleep: monotonic seconds, the supervisor's time (accelerated simulations scale both)."""
@@ -101,10 +104,12 @@ class Cycle:
         self.read_only = read_only
         self._clock, self._sleep = clock, sleep
         self.notifier = notifier or Notifier(None)
+        self.observers = list(observers)
         self.cycles = 0
         self.overruns = 0
         self.missed_ticks = 0
         self.scan_failures = 0
+        self.observer_failures = 0
         self.writes_sent = 0
         self.write_failures: Counter[str] = Counter()
         self.writes_skipped: Counter[str] = Counter()  # after a failure, or device still busy
@@ -182,13 +187,21 @@ class Cycle:
         for every device when `deadline` is None (lockstep), else until `deadline` (see the module
         docstring). False when the scan failed (nothing was written)."""
         self.cycles += 1
+        snapshot = self.image.snapshot()
         try:
-            result = self.supervisor.scan(self.image.snapshot(), now)
+            result = self.supervisor.scan(snapshot, now)
         except Exception:  # a bug: no writes this cycle, the PLCs' leases will say so
             self.scan_failures += 1
             log.exception("scan_failed", cycle=self.cycles)
             return False
         self.status = result.status
+        for observer in self.observers:
+            try:
+                observer(snapshot, result)
+            except Exception:  # a bug on the historian's side must not stop control
+                self.observer_failures += 1
+                if self.observer_failures == 1 or self.observer_failures % 3600 == 0:
+                    log.exception("scan_observer_failed", failures=self.observer_failures)
         if self.read_only:
             self._pretend(result.writes, now)
         else:

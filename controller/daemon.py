@@ -1,17 +1,20 @@
 """The controller daemon of one site: process image, field I/O, supervisor and scan cycle.
 
-Start: the field I/O starts (Modbus polling, OPC-UA sessions), then the cycle. There is no wait for
-first data: the supervisor writes nothing to a caisson until it has read it. Stop (SIGTERM): the
-cycle stops, then the field I/O; no final "safe" writes are sent, the PLCs' lease fallback takes
-over (DESIGN.md).
+Start: the historian's writer opens its spool (what an earlier run left is sent first), the field
+I/O starts (Modbus polling, OPC-UA sessions), then the cycle. There is no wait for first data: the
+supervisor writes nothing to a caisson until it has read it. Stop (SIGTERM): the cycle stops, then
+the field I/O; no final "safe" writes are sent, the PLCs' lease fallback takes over (DESIGN.md);
+last, the historian spools what it holds and sends what it can in a moment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -20,6 +23,9 @@ from controller.control.supervisor import Supervisor
 from controller.cycle import Cycle, field_writers
 from controller.fieldbus.field_io import FieldIO
 from controller.fieldbus.image import ProcessImage
+from controller.historian.assemble import writer_for
+from controller.historian.feed import HistorianFeed
+from controller.historian.writer import HistorianWriter
 from controller.systemd import Notifier
 
 log = structlog.get_logger(__name__)
@@ -49,10 +55,14 @@ class Daemon:
         endpoints: Mapping[str, str] | None = None,
         time_scale: float = 1.0,
         notifier: Notifier | None = None,
+        spool: Path | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         """addresses / endpoints: Modbus host:port and OPC-UA URLs by device id, overriding the
         site file's. time_scale: > 1 only against a simulated plant in accelerated time (the
-        cycle's period and the supervisor's time are then plant seconds)."""
+        cycle's period and the supervisor's time are then plant seconds). spool: the historian's
+        spool file instead of the site's. environ: where secrets and the state directory are
+        looked up (os.environ). SecretError: the historian's secret cannot be read."""
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.site = site
@@ -67,6 +77,9 @@ class Daemon:
             endpoints=dict(endpoints) if endpoints else None,
         )
         self.supervisor = Supervisor(site, period=period)
+        self.writer: HistorianWriter = writer_for(
+            site, os.environ if environ is None else environ, spool
+        )
         self.cycle = Cycle(
             self.supervisor,
             self.image,
@@ -77,6 +90,15 @@ class Daemon:
             sleep=self.time.sleep,
             notifier=notifier if notifier is not None else Notifier.from_environment(),
         )
+        self.feed = HistorianFeed(
+            site,
+            self.writer,
+            supervisor=self.supervisor,
+            cycle=self.cycle,
+            field_io=self.field_io,
+            monotonic=self.time.clock,
+        )
+        self.cycle.observers.append(self.feed.on_scan)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -87,7 +109,13 @@ class Daemon:
     async def start(self) -> None:
         """Start the field I/O and the cycle. OpcUaSecurityError: a device's certificate files
         cannot work (the daemon must not start)."""
-        await self.field_io.start()
+        await self.writer.start()
+        self.feed.restore()
+        try:
+            await self.field_io.start()
+        except BaseException:
+            await self.writer.stop()
+            raise
         self._task = asyncio.create_task(self.cycle.run(), name="scan-cycle")
         log.info(
             "daemon_started",
@@ -106,6 +134,9 @@ class Daemon:
             await asyncio.gather(task, return_exceptions=True)  # its failure: run() raises it
         await self.field_io.stop()
         self.cycle.notifier.close()
+        if self.writer.running:
+            self.feed.final()
+            await self.writer.stop()
         log.info(
             "daemon_stopped",
             cycles=self.cycle.cycles,

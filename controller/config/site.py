@@ -7,6 +7,7 @@ Quantities carry units (see units.py). Cross-references (device → map, caisson
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
@@ -15,6 +16,7 @@ from pydantic import Field, model_validator
 from controller.config.maps import FieldError, StrictModel
 from controller.config.units import (
     Area,
+    DataSize,
     Duration,
     Energy,
     Fraction,
@@ -44,6 +46,17 @@ class SiteInfo(StrictModel):
     name: str
     kind: SiteKind
     timezone: str = "UTC"
+    # Short name that tags this site's data in a fleet's shared database; default: from `name`.
+    id: Identifier | None = None
+
+    @property
+    def slug(self) -> str:
+        """The site's id, or its name made into one ("Résidence X (demo)" → "r-sidence-x-demo")."""
+        if self.id is not None:
+            return self.id
+        words = re.findall(r"[a-z0-9]+", self.name.lower())
+        slug = "-".join(words)
+        return slug if slug and slug[0].isalpha() else f"site-{slug}"
 
 
 # ---------------------------------------------------------------- devices
@@ -345,6 +358,62 @@ class Control(StrictModel):
     lockout: tuple[Identifier, ...] = ()  # caissons in maintenance lockout: capped at 0, never run
 
 
+# ---------------------------------------------------------------- historian
+
+URL_PATTERN = r"^https?://[^\s/]+(/[^\s]*)?$"
+
+
+class SecretSource(StrictModel):
+    """Where a secret comes from: an environment variable or a file (the file wins when both
+    are given). The site file never holds the secret itself."""
+
+    env: str | None = None
+    file: str | None = None  # relative to the site file
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.env is None and self.file is None:
+            raise FieldError("give `env` (a variable name) or `file` (a path)", ())
+        return self
+
+
+class InfluxV2Target(StrictModel):
+    """InfluxDB 2.x, 3.x, Cloud or 1.8+: `/api/v2/write` through influxdb-client."""
+
+    api: Literal["v2"]
+    url: Annotated[str, Field(pattern=URL_PATTERN)]
+    org: str
+    bucket: Annotated[str, Field(min_length=1)]
+    token: SecretSource | None = None
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+
+
+class InfluxV1Target(StrictModel):
+    """InfluxDB 1.x: the `/write?db=` endpoint, with optional user and password."""
+
+    api: Literal["v1"]
+    url: Annotated[str, Field(pattern=URL_PATTERN)]
+    database: Annotated[str, Field(min_length=1)]
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretSource | None = None
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+
+
+HistorianTarget = Annotated[InfluxV1Target | InfluxV2Target, Field(discriminator="api")]
+
+
+class Historian(StrictModel):
+    """Where the controller's data goes: a durable spool on disk, then InfluxDB (if a target is
+    given; without one the spool keeps the newest data, up to its limit, for export)."""
+
+    spool: str | None = None  # spool file, relative to the site file; default: the state folder
+    spool_limit: Annotated[DataSize, Field(ge=1e6)] = 256e6  # compressed bytes kept at most
+    batch_points: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    batch_age: Annotated[Duration, Field(gt=0)] = 5.0  # a smaller batch is sent after this age
+    target: HistorianTarget | None = None
+
+
 class SiteConfig(StrictModel):
     site: SiteInfo
     maps_dir: str = "../plc_maps"  # relative to the site file
@@ -356,6 +425,7 @@ class SiteConfig(StrictModel):
     climate: Climate
     setpoints: Setpoints = Setpoints()
     control: Control = Control()
+    historian: Historian = Historian()
 
     @model_validator(mode="after")
     def _lockout_names_caissons(self) -> Self:

@@ -30,6 +30,7 @@ class Dimension(StrEnum):
     THERMAL_RESISTANCE = "thermal resistance"
     THERMAL_CONDUCTANCE = "thermal conductance"
     FRACTION = "fraction"
+    DATA_SIZE = "data size"
 
 
 # unit → factor to SI, per dimension. Temperatures stay in degC (offset units are not scaled).
@@ -62,6 +63,15 @@ _UNITS: Final[dict[Dimension, dict[str, float]]] = {
     Dimension.THERMAL_RESISTANCE: {"K/W": 1.0, "K/kW": 1e-3},
     Dimension.THERMAL_CONDUCTANCE: {"W/K": 1.0, "kW/K": 1e3},
     Dimension.FRACTION: {"%": 1e-2},
+    Dimension.DATA_SIZE: {
+        "B": 1.0,
+        "kB": 1e3,
+        "MB": 1e6,
+        "GB": 1e9,
+        "KiB": 1024.0,
+        "MiB": 2**20,
+        "GiB": 2**30,
+    },
 }
 
 _EXAMPLES: Final[dict[Dimension, str]] = {
@@ -79,6 +89,7 @@ _EXAMPLES: Final[dict[Dimension, str]] = {
     Dimension.THERMAL_RESISTANCE: "0.05 K/W",
     Dimension.THERMAL_CONDUCTANCE: "4 W/K",
     Dimension.FRACTION: "30 % (or 0.3)",
+    Dimension.DATA_SIZE: "512 MB",
 }
 
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)?\s*$")
@@ -129,6 +140,7 @@ HeatCapacity = Annotated[float, BeforeValidator(_quantity(Dimension.HEAT_CAPACIT
 ThermalResistance = Annotated[float, BeforeValidator(_quantity(Dimension.THERMAL_RESISTANCE))]
 ThermalConductance = Annotated[float, BeforeValidator(_quantity(Dimension.THERMAL_CONDUCTANCE))]
 Fraction = Annotated[float, BeforeValidator(_quantity(Dimension.FRACTION))]
+DataSize = Annotated[float, BeforeValidator(_quantity(Dimension.DATA_SIZE))]  # bytes
 
 
 def point_unit_factor(unit: str) -> float:

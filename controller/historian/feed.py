@@ -1,0 +1,212 @@
+"""What the daemon gives the historian each cycle: samples, control, KPIs, health and events.
+
+`on_scan()` runs inside the scan cycle, after the supervisor's decision and before the writes: it
+formats lines (a few hundred microseconds) and hands them to the writer, which never blocks.
+Device data goes out every cycle as acquired; controller health every `health_every` seconds;
+KPIs (the open hour and day, rewritten as they grow) and writes per register every `kpi_every`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from controller.config.loader import LoadedSite
+from controller.config.roles import PlantSkidPoint
+from controller.config.units import point_unit_factor
+from controller.control.dispatch import Mode
+from controller.control.inputs import InputReader
+from controller.control.supervisor import ScanResult, Supervisor
+from controller.cycle import Cycle
+from controller.fieldbus.field_io import FieldIO
+from controller.fieldbus.image import PointRef, Sample
+from controller.historian.schema import ControllerFigures, DeviceHealthFigures, Event, Recorder
+from controller.historian.writer import Condition, HistorianWriter
+from controller.kpi import KpiAccumulator, PlantConstants
+
+log = structlog.get_logger(__name__)
+
+KPI_STATE = "kpi"
+PLC_MODES = {0: "local", 1: "remote", 2: "local_safe"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class HistorianFeed:
+    def __init__(
+        self,
+        site: LoadedSite,
+        writer: HistorianWriter,
+        *,
+        supervisor: Supervisor,
+        cycle: Cycle,
+        field_io: FieldIO,
+        health_every: float = 10.0,
+        kpi_every: float = 60.0,
+        wall_clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """monotonic: the cycle's clock (plant seconds in accelerated demos), for KPI energies
+        and the health and KPI intervals."""
+        self.site = site
+        self.writer = writer
+        self.supervisor, self.cycle, self.field_io = supervisor, cycle, field_io
+        self.recorder = Recorder(site)
+        self.reader = InputReader(site)
+        self.kpis = KpiAccumulator(
+            PlantConstants.of(site), ZoneInfo(site.config.site.timezone or "UTC")
+        )
+        self.health_every, self.kpi_every = health_every, kpi_every
+        self._now, self._monotonic = wall_clock, monotonic
+        skid = site.config.plant.skid
+        fan = site.device_map(skid).point(PlantSkidPoint.DRY_COOLER_FAN)
+        self._fan_ref = PointRef(skid, PlantSkidPoint.DRY_COOLER_FAN)
+        self._fan_factor = point_unit_factor(fan.unit)
+        self._last_scan: float | None = None
+        self._last_health = float("-inf")
+        self._last_kpi = float("-inf")
+        self._mode: Mode | None = None
+        self._plc_modes: dict[str, int | None] = {}
+        writer.on_condition = self.condition
+
+    def restore(self) -> None:
+        """Take back the open KPI periods an earlier run left in the spool (after writer start)."""
+        saved = self.writer.recalled.get(KPI_STATE)
+        if saved is not None:
+            try:
+                self.kpis.restore(json.loads(saved), self._now())
+            except ValueError:
+                log.warning("kpi_state_unreadable")
+
+    # ------------------------------------------------------------------ each cycle
+
+    def on_scan(self, snapshot: Mapping[PointRef, Sample], result: ScanResult) -> None:
+        now, tick = self._now(), self._monotonic()
+        dt = 0.0 if self._last_scan is None else max(tick - self._last_scan, 0.0)
+        self._last_scan = tick
+        recorder = self.recorder
+        lines = recorder.samples(snapshot, now)
+        lines += recorder.control(result.status, now)
+        lines += [recorder.event(event) for event in self._mode_events(result, now)]
+        if dt > 0:
+            closed = self.kpis.add(now, self.reader.read(snapshot), self._fan(snapshot), dt)
+            lines += recorder.kpis(closed)
+        if tick - self._last_health >= self.health_every:
+            self._last_health = tick
+            lines += recorder.controller(self._controller_figures(), now)
+            lines += recorder.devices(self._device_figures(), now)
+        if tick - self._last_kpi >= self.kpi_every:
+            self._last_kpi = tick
+            lines += recorder.kpis(self.kpis.snapshot())
+            lines += recorder.register_writes(self.supervisor.write_counts(), now)
+            self.writer.remember(KPI_STATE, json.dumps(self.kpis.state()))
+        self.writer.submit(lines)
+
+    def final(self) -> None:
+        """At stop: the open KPI periods and counters as they stand."""
+        now = self._now()
+        lines = self.recorder.kpis(self.kpis.snapshot())
+        lines += self.recorder.register_writes(self.supervisor.write_counts(), now)
+        lines += self.recorder.controller(self._controller_figures(), now)
+        self.writer.submit(lines)
+        self.writer.remember(KPI_STATE, json.dumps(self.kpis.state()))
+
+    def condition(self, condition: Condition, active: bool, message: str) -> None:
+        """The writer's alarms, as events (they reach the database once it takes data again)."""
+        event = Event(
+            at=self._now(),
+            kind="alarm",
+            name=str(condition),
+            message=message or f"{condition} cleared",
+            state="raised" if active else "cleared",
+        )
+        self.writer.submit([self.recorder.event(event)])
+
+    def _fan(self, snapshot: Mapping[PointRef, Sample]) -> float | None:
+        sample = snapshot.get(self._fan_ref)
+        if sample is None or not sample.usable or not isinstance(sample.value, int | float):
+            return None
+        return float(sample.value) * self._fan_factor
+
+    def _mode_events(self, result: ScanResult, now: datetime) -> list[Event]:
+        events = []
+        status = result.status
+        if status.mode is not self._mode:
+            before = self._mode.value if self._mode else ""
+            self._mode = status.mode
+            events.append(
+                Event(
+                    now,
+                    "mode",
+                    "plant_mode",
+                    f"plant mode {before or 'start'} → {status.mode.value}",
+                    state=status.mode.value,
+                    before=before,
+                    after=status.mode.value,
+                )
+            )
+        for caisson in status.caissons:
+            previous = self._plc_modes.get(caisson.id)
+            if caisson.plc_mode is None or caisson.plc_mode == previous:
+                continue
+            self._plc_modes[caisson.id] = caisson.plc_mode
+            after = PLC_MODES.get(caisson.plc_mode, str(caisson.plc_mode))
+            before = "" if previous is None else PLC_MODES.get(previous, str(previous))
+            events.append(
+                Event(
+                    now,
+                    "mode",
+                    "plc_mode",
+                    f"{caisson.id} PLC {before or 'seen'} → {after}",
+                    source=caisson.id,
+                    state=after,
+                    before=before,
+                    after=after,
+                )
+            )
+        return events
+
+    # ------------------------------------------------------------------ health
+
+    def _controller_figures(self) -> ControllerFigures:
+        cycle, writer, depth = self.cycle, self.writer, self.writer.depth
+        return ControllerFigures(
+            cycle_ms=cycle.last_duration * 1000.0,
+            cycles=cycle.cycles,
+            overruns=cycle.overruns,
+            missed_ticks=cycle.missed_ticks,
+            scan_failures=cycle.scan_failures,
+            writes_sent=cycle.writes_sent,
+            spool_points=depth.points,
+            spool_bytes=depth.bytes,
+            spool_age_s=writer.waiting_age() or 0.0,
+            spool_evicted_points=depth.evicted_points,
+            spool_rejected_points=depth.rejected_points,
+            historian_sent_points=writer.stats.sent_points,
+            historian_failures=sum(writer.stats.failures.values()),
+            historian_dropped_points=writer.stats.dropped_points,
+        )
+
+    def _device_figures(self) -> list[DeviceHealthFigures]:
+        drivers = {
+            **{d: driver.health for d, driver in self.field_io.modbus.drivers.items()},
+            **{d: driver.health for d, driver in self.field_io.opcua.items()},
+        }
+        return [
+            DeviceHealthFigures(
+                device=device,
+                state=health.state.value,
+                consecutive_failures=health.consecutive_failures,
+                comm_errors=sum(health.errors.values()),
+                write_failures=self.cycle.write_failures.get(device, 0),
+                writes_skipped=self.cycle.writes_skipped.get(device, 0),
+            )
+            for device, health in sorted(drivers.items())
+        ]

@@ -1,0 +1,244 @@
+"""The historian's measurements (docs/HISTORIAN.md), as line protocol. Formatting only: no I/O.
+
+Every series carries the tag `site`. Device data is written as acquired: one line per device and
+acquisition timestamp, a field per point in the point's map unit, only GOOD values; a point's
+quality is written to `point_quality` when it changes (an invalid sample is never a value).
+Controller figures are stamped with the cycle's wall-clock time (UTC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from controller.config.loader import LoadedSite
+from controller.control.supervisor import PlantStatus
+from controller.fieldbus.image import PointRef, Quality, Reason, Sample
+from controller.historian.lineprotocol import FieldValue, line, nanoseconds, series_key
+from controller.kpi import Kpis
+
+PLANT = "plant_control"
+CAISSON = "caisson_control"
+QUALITY = "point_quality"
+CONTROLLER = "controller"
+DEVICE = "device_health"
+REGISTER_WRITES = "register_writes"
+KPI = "kpi"
+EVENT = "event"
+
+
+def device_measurement(device_type: str) -> str:
+    """A map's device type as a measurement name: "caisson-skid" → "caisson_skid"."""
+    return device_type.replace("-", "_")
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else fraction * 100.0
+
+
+def _kilo(watts: float | None) -> float | None:
+    return None if watts is None else watts / 1000.0
+
+
+def _present(fields: Sequence[tuple[str, FieldValue | None]]) -> list[tuple[str, FieldValue]]:
+    return [(name, value) for name, value in fields if value is not None]
+
+
+@dataclass(frozen=True)
+class DeviceHealthFigures:
+    device: str
+    state: str  # ok, suspect, failed
+    consecutive_failures: int
+    comm_errors: int  # since start, every kind
+    write_failures: int
+    writes_skipped: int
+
+
+@dataclass(frozen=True)
+class ControllerFigures:
+    cycle_ms: float
+    cycles: int
+    overruns: int
+    missed_ticks: int
+    scan_failures: int
+    writes_sent: int
+    spool_points: int
+    spool_bytes: int
+    spool_age_s: float
+    spool_evicted_points: int
+    spool_rejected_points: int
+    historian_sent_points: int
+    historian_failures: int
+    historian_dropped_points: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, for the journal of events and Grafana's annotations."""
+
+    at: datetime
+    kind: str  # alarm, operator, mode, config, historian
+    name: str  # e.g. historian_unreachable, plant_mode, override
+    message: str
+    source: str = ""  # a caisson, a device, or "" for the plant
+    state: str = ""  # raised / cleared for alarms; the new mode for modes
+    user: str = ""
+    reason: str = ""
+    before: str = ""
+    after: str = ""
+
+
+class Recorder:
+    """Lines for one site. Remembers what it has written, so each acquisition goes out once and
+    a quality change once."""
+
+    def __init__(self, site: LoadedSite) -> None:
+        config = site.config
+        self.site = config.site.slug
+        caisson_of: dict[str, str] = {}
+        for caisson in config.caissons:
+            for device_id in (caisson.skid, caisson.compute, caisson.heat_meter):
+                if device_id is not None:
+                    caisson_of[device_id] = caisson.id
+        self._device_key: dict[str, str] = {}
+        self._stored: set[PointRef] = set()
+        for device in config.devices:
+            device_map = site.device_map(device.id)
+            tags = {
+                "site": self.site,
+                "device": device.id,
+                "caisson": caisson_of.get(device.id, ""),
+            }
+            self._device_key[device.id] = series_key(
+                device_measurement(device_map.device_type), tags
+            )
+            self._stored.update(PointRef(device.id, p.id) for p in device_map.points if p.historian)
+        self._plant_key = series_key(PLANT, {"site": self.site})
+        self._caisson_keys = {
+            c.id: series_key(CAISSON, {"site": self.site, "caisson": c.id}) for c in config.caissons
+        }
+        self._controller_key = series_key(CONTROLLER, {"site": self.site})
+        self._written: dict[PointRef, datetime] = {}
+        self._quality: dict[PointRef, tuple[Quality, Reason | None]] = {}
+
+    # ------------------------------------------------------------------ device data
+
+    def samples(self, snapshot: Mapping[PointRef, Sample], now: datetime) -> list[str]:
+        """New acquisitions since the last call, and quality changes."""
+        fresh: dict[tuple[str, datetime], list[tuple[str, FieldValue]]] = {}
+        lines: list[str] = []
+        for ref, sample in snapshot.items():
+            if ref not in self._stored:
+                continue
+            quality = (sample.quality, sample.reason)
+            if self._quality.get(ref, (Quality.GOOD, None)) != quality:
+                self._quality[ref] = quality
+                lines.append(self._quality_line(ref, sample, now))
+            if sample.quality is not Quality.GOOD or sample.value is None:
+                continue
+            if self._written.get(ref) == sample.timestamp:
+                continue
+            self._written[ref] = sample.timestamp
+            fresh.setdefault((ref.device, sample.timestamp), []).append((ref.point, sample.value))
+        for (device, at), fields in fresh.items():
+            text = line(self._device_key[device], fields, nanoseconds(at))
+            if text is not None:
+                lines.append(text)
+        return lines
+
+    def _quality_line(self, ref: PointRef, sample: Sample, now: datetime) -> str:
+        # A STALE sample keeps its old acquisition time: the change is stamped when it is seen.
+        at = sample.timestamp if sample.quality is Quality.BAD else now
+        key = series_key(QUALITY, {"site": self.site, "device": ref.device, "point": ref.point})
+        fields: list[tuple[str, FieldValue]] = [("quality", sample.quality.value)]
+        fields.append(("reason", sample.reason.value if sample.reason else ""))
+        text = line(key, fields, nanoseconds(at))
+        assert text is not None
+        return text
+
+    # ------------------------------------------------------------------ controller
+
+    def control(self, status: PlantStatus, now: datetime) -> list[str]:
+        at = nanoseconds(now)
+        plant = _present(
+            [
+                ("mode", status.mode.value),
+                ("it_target_kw", _kilo(status.it_target)),
+                ("soc_pct", _percent(status.soc)),
+                ("load_kw", _kilo(status.load)),
+                ("dry_cooler_pct", _percent(status.dry_cooler)),
+            ]
+        )
+        lines = [text for text in [line(self._plant_key, plant, at)] if text]
+        for caisson in status.caissons:
+            fields = _present(
+                [
+                    ("initialised", caisson.initialised),
+                    ("running", caisson.running),
+                    ("plc_mode", caisson.plc_mode),
+                    ("interlocks", ",".join(sorted(caisson.interlocks))),
+                    ("interlock_count", len(caisson.interlocks)),
+                    ("setpoint_c", caisson.setpoint),
+                    ("pump_speed_cmd_pct", _percent(caisson.pump_speed)),
+                    ("cap_kw", _kilo(caisson.cap)),
+                ]
+            )
+            text = line(self._caisson_keys[caisson.id], fields, at)
+            if text:
+                lines.append(text)
+        return lines
+
+    def controller(self, figures: ControllerFigures, now: datetime) -> list[str]:
+        fields = list(vars(figures).items())
+        text = line(self._controller_key, fields, nanoseconds(now))
+        return [text] if text else []
+
+    def devices(self, figures: Sequence[DeviceHealthFigures], now: datetime) -> list[str]:
+        at = nanoseconds(now)
+        lines = []
+        for device in figures:
+            key = series_key(DEVICE, {"site": self.site, "device": device.device})
+            fields = [(k, v) for k, v in vars(device).items() if k != "device"]
+            text = line(key, fields, at)
+            if text:
+                lines.append(text)
+        return lines
+
+    def register_writes(self, counts: Mapping[PointRef, int], now: datetime) -> list[str]:
+        """Writes per register since the daemon started (flash wear, DOMAIN.md)."""
+        at = nanoseconds(now)
+        lines = []
+        for ref, count in sorted(counts.items()):
+            key = series_key(
+                REGISTER_WRITES, {"site": self.site, "device": ref.device, "point": ref.point}
+            )
+            text = line(key, [("count", count)], at)
+            if text:
+                lines.append(text)
+        return lines
+
+    def kpis(self, figures: Sequence[Kpis]) -> list[str]:
+        """Each period's point is stamped with the period's start: rewriting it as the period
+        grows replaces it (same series and timestamp)."""
+        lines = []
+        for kpi in figures:
+            key = series_key(KPI, {"site": self.site, "period": kpi.period.value})
+            fields = _present(
+                [(k, v) for k, v in vars(kpi).items() if k not in ("period", "start")]
+            )
+            text = line(key, fields, nanoseconds(kpi.start))
+            if text:
+                lines.append(text)
+        return lines
+
+    def event(self, event: Event) -> str:
+        tags = {"site": self.site, "kind": event.kind, "name": event.name, "source": event.source}
+        fields = [
+            (k, v)
+            for k, v in vars(event).items()
+            if k not in ("at", "kind", "name", "source") and v != ""
+        ]
+        text = line(series_key(EVENT, tags), fields, nanoseconds(event.at))
+        assert text is not None  # name and message are never empty
+        return text
