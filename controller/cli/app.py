@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from controller.cli import check_config, demo, run, serve, sim
+from controller.cli import check_config, demo, historian, run, serve, sim
 from controller.logs import LEVELS, configure_logging
 
 app = typer.Typer(
@@ -18,6 +18,8 @@ app = typer.Typer(
 )
 sim_app = typer.Typer(help="The simulated plant.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
+historian_app = typer.Typer(help="The historian's spool: status and export.", no_args_is_help=True)
+app.add_typer(historian_app, name="historian")
 
 
 @app.callback()
@@ -36,6 +38,8 @@ app.command("run")(run.run)
 app.command("demo")(demo.demo)
 sim_app.command("run")(sim.run)
 sim_app.command("serve")(serve.serve)
+historian_app.command("status")(historian.status)
+historian_app.command("export")(historian.export)
 
 
 def main() -> None:

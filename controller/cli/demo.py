@@ -24,6 +24,7 @@ from rich.table import Table
 from controller.config.loader import ConfigError, LoadedSite, load_site
 from controller.config.units import Dimension, parse_quantity
 from controller.control.supervisor import CaissonStatus, PlantStatus
+from controller.historian.spool import SpoolBusyError
 from controller.logs import configure_logging
 
 if TYPE_CHECKING:  # the simulator (numba) loads only when the demo runs: --help stays quick
@@ -71,7 +72,11 @@ def demo(
     if begin.tzinfo is None:
         begin = begin.replace(tzinfo=ZoneInfo(site.config.site.timezone))
     level = ctx.find_root().params.get("log_level") or "info"
-    asyncio.run(_demo(site, begin, speed, seconds, every, level))
+    try:
+        asyncio.run(_demo(site, begin, speed, seconds, every, level))
+    except SpoolBusyError as error:
+        typer.echo(f"demo: {error}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
 
 
 def _duration(text: str) -> float:
@@ -217,11 +222,19 @@ class _View:
         return table
 
     def summary(self) -> str:
-        cycle = self.daemon.cycle
+        cycle, writer = self.daemon.cycle, self.daemon.writer
         failures = sum(cycle.write_failures.values())
+        if writer.target is not None:
+            kept = f"{writer.stats.sent_points} sent to {writer.target.describe}"
+        else:
+            kept = (
+                f"{writer.depth.points} waiting in {writer.spool_path} "
+                f"(boilerctl historian export --spool {writer.spool_path})"
+            )
         return (
             f"demo: {self.plant.model.time:g} s of plant time, {cycle.cycles} cycles, "
-            f"{cycle.overruns} overruns, {cycle.writes_sent} writes, {failures} write failures"
+            f"{cycle.overruns} overruns, {cycle.writes_sent} writes, {failures} write failures\n"
+            f"historian: {kept}"
         )
 
 

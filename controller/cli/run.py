@@ -120,14 +120,20 @@ async def _run(
 ) -> None:
     from controller.daemon import Daemon
     from controller.fieldbus.opcua_security import OpcUaSecurityError
+    from controller.historian.spool import SpoolBusyError
+    from controller.historian.targets import SecretError
 
-    daemon = Daemon(site, read_only=read_only, addresses=addresses, endpoints=endpoints)
+    try:
+        daemon = Daemon(site, read_only=read_only, addresses=addresses, endpoints=endpoints)
+    except SecretError as error:
+        typer.echo(f"run: {site.path}: historian: {error}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         await daemon.run(stop)
-    except OpcUaSecurityError as error:  # the certificate files named in the site file
+    except (OpcUaSecurityError, SpoolBusyError) as error:  # certificate files; a second daemon
         typer.echo(f"run: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None

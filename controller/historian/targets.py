@@ -13,11 +13,12 @@ Secrets are read when the target is built and never appear in messages or logs.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -137,7 +138,7 @@ class V1Target:
     """InfluxDB 1.x `/write` (db, optional retention policy, basic auth)."""
 
     config: InfluxV1Target
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log or traceback
 
     def __post_init__(self) -> None:
         self.describe = f"influxdb-v1 {self.config.url} db={self.config.database}"
@@ -145,11 +146,10 @@ class V1Target:
         self._params = {"db": self.config.database, "precision": "ns"}
         if self.config.retention_policy:
             self._params["rp"] = self.config.retention_policy
-        self._auth = (
-            aiohttp.BasicAuth(self.config.username, self.password or "")
-            if self.config.username is not None
-            else None
-        )
+        self._headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
+        if self.config.username is not None:
+            credentials = f"{self.config.username}:{self.password or ''}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
         self._session: aiohttp.ClientSession | None = None
 
     async def send(self, body: bytes) -> None:
@@ -162,11 +162,7 @@ class V1Target:
                 self._url,
                 params=self._params,
                 data=body,
-                headers={
-                    "Content-Encoding": "gzip",
-                    "Content-Type": "text/plain; charset=utf-8",
-                },
-                auth=self._auth,
+                headers=self._headers,
             ) as response:
                 if 200 <= response.status < 300:
                     return
@@ -186,7 +182,7 @@ class V2Target:
     """`/api/v2/write` through influxdb-client's async client (org, bucket, token)."""
 
     config: InfluxV2Target
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.describe = (

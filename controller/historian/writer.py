@@ -61,7 +61,7 @@ class WriterSettings:
     batch_points: int = 5000
     batch_age: float = 5.0  # s
     retry_base: float = 1.0  # s: back-off after the first failure (full jitter up to it)
-    retry_cap: float = 60.0
+    retry_cap: float = 30.0
     refused_retry: float = 60.0  # s after a refusal, doubling up to `refused_cap`
     refused_cap: float = 600.0
     retry_after_cap: float = 600.0  # a server's Retry-After is honoured up to this
@@ -116,7 +116,8 @@ class HistorianWriter:
         self._spool: Spool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._max_points = self.settings.batch_points
-        self._failing_since: float | None = None
+        self._failing_since: float | None = None  # first failure of the present streak
+        self._unreachable_since: float | None = None  # first "unreachable" of the streak
         self._draining = False
 
     # ------------------------------------------------------------------ the cycle's side
@@ -173,7 +174,8 @@ class HistorianWriter:
         await self._flush()
         if self.target is not None and self.depth.points:
             self._draining = True
-            with contextlib.suppress(TimeoutError):
+            # A last try, briefly: what is not taken stays in the spool for the next start.
+            with contextlib.suppress(TimeoutError, DeliveryError):
                 await asyncio.wait_for(self._drain(), self.settings.drain_timeout)
         if self.target is not None:
             await self.target.close()
@@ -211,6 +213,7 @@ class HistorianWriter:
                 self._evicted(evicted)
         self.depth = await self._io(self._spool.depth)
         self._check_spool()
+        self._check_delivery()
         self._spooled.set()
 
     def _evicted(self, points: int) -> None:
@@ -237,6 +240,19 @@ class HistorianWriter:
             )
         elif Condition.SPOOL_GROWING in self.active and (age is None or age < 60.0):
             self._clear(Condition.SPOOL_GROWING)
+
+    def _check_delivery(self) -> None:
+        """Alarm a delivery failing for `unreachable_alarm` seconds (checked every flush, so the
+        alarm does not wait for the next retry)."""
+        if self._unreachable_since is None or self.target is None:
+            return
+        failing_for = self._clock() - self._unreachable_since
+        if failing_for >= self.settings.unreachable_alarm:
+            self._raise(
+                Condition.UNREACHABLE,
+                f"{self.target.describe} unreachable for {failing_for:.0f} s: "
+                f"{self.stats.last_error}",
+            )
 
     def waiting_age(self) -> float | None:
         """Seconds since the oldest waiting point was spooled; None when nothing waits."""
@@ -302,7 +318,7 @@ class HistorianWriter:
         self.stats.sent_batches += 1
         if self._failing_since is not None:
             log.info("historian_delivering", target=self.target.describe, points=batch.points)
-        self._failing_since = None
+        self._failing_since = self._unreachable_since = None
         self.stats.last_error = None
         for condition in (Condition.UNREACHABLE, Condition.REFUSED, Condition.REJECTED_DATA):
             self._clear(condition)
@@ -341,16 +357,12 @@ class HistorianWriter:
         if kind is Failure.REFUSED:
             self._raise(Condition.REFUSED, f"{self.target.describe} refuses our data: {error}")
             return refused if error.retry_after is None else self._capped(error.retry_after)
-        # unreachable
+        # unreachable: alarmed by _check_delivery once it has lasted
+        if self._unreachable_since is None:
+            self._unreachable_since = self._clock()
         if first:
-            log.warning("historian_unreachable", **fields)
-        assert self._failing_since is not None
-        failing_for = self._clock() - self._failing_since
-        if failing_for >= self.settings.unreachable_alarm:
-            self._raise(
-                Condition.UNREACHABLE,
-                f"{self.target.describe} unreachable for {failing_for:.0f} s: {error}",
-            )
+            log.warning("historian_send_failed", **fields)
+        self._check_delivery()
         if error.retry_after is not None:
             return self._capped(error.retry_after)
         return unreachable.next_delay()

@@ -24,10 +24,23 @@ def test_demo_off_a_terminal_prints_status_lines_to_the_end() -> None:
         assert [m.group(1) for m in re.finditer(CAISSON, line)] == ["c1", "c2", "c3"], line
     last = {m.group(1): m.group(2) for m in re.finditer(CAISSON, status[-1])}
     assert last == {"c1": "remote", "c2": "remote", "c3": "remote"}  # the daemon runs them
-    summary = re.fullmatch(r"demo: (\d+) s of plant time, (\d+) cycles, .*", lines[-1])
-    assert summary is not None, lines[-1]
+    summary = re.fullmatch(r"demo: (\d+) s of plant time, (\d+) cycles, .*", lines[-2])
+    assert summary is not None, lines[-2]
     assert int(summary.group(1)) >= 180
     assert "Traceback" not in result.stderr
+    # No InfluxDB configured: the spool keeps the data, and `historian export` gives it back as
+    # line protocol, every device's data among it.
+    kept = re.fullmatch(
+        r"historian: (\d+) waiting in (\S+) \(boilerctl historian export --spool \S+\)", lines[-1]
+    )
+    assert kept is not None, lines[-1]
+    exported = boilerctl("historian", "export", "--spool", kept.group(2))
+    assert exported.returncode == 0, exported.stderr
+    measurements = {line.split(",", 1)[0] for line in exported.stdout.splitlines()}
+    assert {"caisson_skid", "compute_manager", "plant_skid", "caisson_control", "kpi"} <= (
+        measurements
+    )
+    assert len(exported.stdout.splitlines()) >= int(kept.group(1)) > 0
 
 
 def test_demo_on_a_terminal_shows_the_live_table() -> None:

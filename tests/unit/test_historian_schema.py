@@ -1,0 +1,295 @@
+"""The historian's measurements for the demo site, as exact line-protocol strings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from controller.config.loader import LoadedSite, load_site
+from controller.control.dispatch import Mode
+from controller.control.interlocks import Interlock
+from controller.control.supervisor import CaissonStatus, PlantStatus
+from controller.fieldbus.image import PointRef, Reason, Sample
+from controller.historian.lineprotocol import nanoseconds
+from controller.historian.schema import Event, Recorder
+from controller.kpi import Kpis, Period
+from tests.plant_helpers import SITES
+
+SITE = "residence-les-tilleuls-demo"  # the demo's slug: "Residence Les Tilleuls (demo)"
+T0 = datetime(2026, 1, 15, 6, 0, 0, 250000, tzinfo=UTC)
+T0_NS = 1_768_456_800_250_000_000
+NOW = T0 + timedelta(seconds=3)
+NOW_NS = T0_NS + 3_000_000_000
+
+
+@pytest.fixture(scope="module")
+def site() -> LoadedSite:
+    return load_site(SITES / "demo.yaml")
+
+
+@pytest.fixture
+def recorder(site: LoadedSite) -> Recorder:
+    return Recorder(site)
+
+
+def ref(text: str) -> PointRef:
+    device, point = text.split(".")
+    return PointRef(device, point)
+
+
+def test_the_demo_site(site: LoadedSite) -> None:
+    assert site.config.site.slug == SITE
+    assert nanoseconds(T0) == T0_NS
+
+
+# ------------------------------------------------------------------ device data
+
+
+def test_good_samples_of_a_device_make_one_line(recorder: Recorder) -> None:
+    snapshot = {
+        ref("c1-skid.inlet_temp"): Sample.good(55.5, T0),
+        ref("c1-skid.outlet_temp"): Sample.good(65, T0),
+        ref("c1-skid.pump_running"): Sample.good(True, T0),
+        ref("c1-skid.plc_mode"): Sample.good(1, T0),
+    }
+    assert recorder.samples(snapshot, NOW) == [
+        f"caisson_skid,caisson=c1,device=c1-skid,site={SITE} "
+        f"inlet_temp=55.5,outlet_temp=65.0,pump_running=1.0,plc_mode=1.0 {T0_NS}"
+    ]
+    # the same acquisition again: written once only
+    assert recorder.samples(snapshot, NOW + timedelta(seconds=1)) == []
+    # a new acquisition of one point: that point alone
+    snapshot[ref("c1-skid.outlet_temp")] = Sample.good(65.5, T0 + timedelta(seconds=1))
+    assert recorder.samples(snapshot, NOW + timedelta(seconds=1)) == [
+        f"caisson_skid,caisson=c1,device=c1-skid,site={SITE} outlet_temp=65.5 {T0_NS + 10**9}"
+    ]
+
+
+def test_devices_and_timestamps_make_separate_lines(recorder: Recorder) -> None:
+    later = T0 + timedelta(milliseconds=500)
+    snapshot = {
+        ref("c1-skid.flow"): Sample.good(30.0, T0),
+        ref("c2-skid.flow"): Sample.good(31.0, T0),
+        ref("c2-skid.inlet_temp"): Sample.good(54.0, later),
+        ref("c2-compute.it_power"): Sample.good(15.0, T0),
+    }
+    assert sorted(recorder.samples(snapshot, NOW)) == sorted(
+        [
+            f"caisson_skid,caisson=c1,device=c1-skid,site={SITE} flow=30.0 {T0_NS}",
+            f"caisson_skid,caisson=c2,device=c2-skid,site={SITE} flow=31.0 {T0_NS}",
+            f"caisson_skid,caisson=c2,device=c2-skid,site={SITE} inlet_temp=54.0 "
+            f"{T0_NS + 500_000_000}",
+            f"compute_manager,caisson=c2,device=c2-compute,site={SITE} it_power=15.0 {T0_NS}",
+        ]
+    )
+
+
+def test_plant_devices_have_no_caisson_tag(recorder: Recorder) -> None:
+    snapshot = {
+        ref("plant-skid.tank_temp_top"): Sample.good(58.0, T0),
+        ref("heat-meter.power"): Sample.good(42.0, T0),
+    }
+    assert sorted(recorder.samples(snapshot, NOW)) == [
+        f"heat_meter,device=heat-meter,site={SITE} power=42.0 {T0_NS}",
+        f"plant_skid,device=plant-skid,site={SITE} tank_temp_top=58.0 {T0_NS}",
+    ]
+
+
+def test_a_bad_sample_is_never_a_value_and_its_quality_is_written_on_change(
+    recorder: Recorder,
+) -> None:
+    flow, inlet = ref("c1-skid.flow"), ref("c1-skid.inlet_temp")
+    quality_key = f"point_quality,device=c1-skid,point=flow,site={SITE}"
+    assert recorder.samples({flow: Sample.good(30.0, T0), inlet: Sample.good(55.0, T0)}, T0)
+
+    seen = T0 + timedelta(seconds=2)
+    snapshot = {flow: Sample.bad(Reason.SENSOR_FAULT, seen), inlet: Sample.good(55.5, seen)}
+    assert recorder.samples(snapshot, NOW) == [
+        # a BAD sample is stamped when the problem was seen
+        f'{quality_key} quality="bad",reason="sensor_fault" {T0_NS + 2 * 10**9}',
+        f"caisson_skid,caisson=c1,device=c1-skid,site={SITE} inlet_temp=55.5 {T0_NS + 2 * 10**9}",
+    ]
+    # still bad, seen again later: nothing new
+    later = T0 + timedelta(seconds=3)
+    snapshot = {flow: Sample.bad(Reason.SENSOR_FAULT, later)}
+    assert recorder.samples(snapshot, NOW + timedelta(seconds=1)) == []
+    # bad for another reason: a change
+    snapshot = {flow: Sample.bad(Reason.COMM_LOST, later)}
+    assert recorder.samples(snapshot, NOW + timedelta(seconds=1)) == [
+        f'{quality_key} quality="bad",reason="comm_lost" {T0_NS + 3 * 10**9}'
+    ]
+    # good again: the quality line, then the value
+    back = T0 + timedelta(seconds=5)
+    recovered = NOW + timedelta(seconds=5)
+    assert recorder.samples({flow: Sample.good(29.0, back)}, recovered) == [
+        f'{quality_key} quality="good",reason="" {nanoseconds(recovered)}',
+        f"caisson_skid,caisson=c1,device=c1-skid,site={SITE} flow=29.0 {T0_NS + 5 * 10**9}",
+    ]
+
+
+def test_a_stale_sample_is_no_value_and_its_quality_is_stamped_now(
+    recorder: Recorder,
+) -> None:
+    flow = ref("c1-skid.flow")
+    good = Sample.good(30.0, T0)
+    assert len(recorder.samples({flow: good}, T0)) == 1
+    stale = good.stale(Reason.COMM_LOST)  # keeps its value and its old acquisition time
+    assert recorder.samples({flow: stale}, NOW) == [
+        f'point_quality,device=c1-skid,point=flow,site={SITE} quality="stale",'
+        f'reason="comm_lost" {NOW_NS}'
+    ]
+    assert recorder.samples({flow: stale}, NOW + timedelta(seconds=1)) == []
+
+
+def test_a_point_first_seen_stale_gets_a_quality_line(recorder: Recorder) -> None:
+    flow = ref("c1-skid.flow")
+    stale = Sample.good(30.0, T0).stale()
+    assert recorder.samples({flow: stale}, NOW) == [
+        f'point_quality,device=c1-skid,point=flow,site={SITE} quality="stale",'
+        f'reason="comm_lost" {NOW_NS}'
+    ]
+
+
+def test_points_not_for_the_historian_are_never_written(
+    site: LoadedSite, recorder: Recorder
+) -> None:
+    # The supervisor's heartbeat (plc_maps/caisson_skid.yaml, plant_skid.yaml): historian: false
+    for device in ("c1-skid", "plant-skid"):
+        assert not site.device_map(device).point("heartbeat").historian
+    heartbeat = ref("c1-skid.heartbeat")
+    assert recorder.samples({heartbeat: Sample.good(12, T0)}, NOW) == []
+    assert recorder.samples({heartbeat: Sample.bad(Reason.COMM_LOST, T0)}, NOW) == []
+    lines = recorder.samples(
+        {
+            ref("plant-skid.heartbeat"): Sample.good(13, T0),
+            ref("plant-skid.outdoor_temp"): Sample.good(-2.5, T0),
+        },
+        NOW,
+    )
+    assert lines == [f"plant_skid,device=plant-skid,site={SITE} outdoor_temp=-2.5 {T0_NS}"]
+
+
+def test_points_the_site_does_not_have_are_ignored(recorder: Recorder) -> None:
+    assert recorder.samples({ref("c9-skid.flow"): Sample.good(1.0, T0)}, NOW) == []
+
+
+# ------------------------------------------------------------------ controller
+
+
+def status(**plant: object) -> PlantStatus:
+    caisson = CaissonStatus(
+        id="c1",
+        initialised=True,
+        plc_mode=1,
+        interlocks=frozenset({Interlock.OVERTEMP_1, Interlock.CHIP_MARGIN}),
+        running=True,
+        setpoint=65.0,
+        outlet=64.2,
+        inlet=55.0,
+        flow=5e-4,
+        it_power=15_000.0,
+        pump_speed=0.8,
+        cap=15_000.0,
+    )
+    idle = CaissonStatus(
+        id="c2",
+        initialised=False,
+        plc_mode=None,
+        interlocks=frozenset(),
+        running=False,
+        setpoint=None,
+        outlet=None,
+        inlet=None,
+        flow=None,
+        it_power=None,
+        pump_speed=None,
+        cap=None,
+    )
+    values: dict[str, object] = {
+        "mode": Mode.HEAT,
+        "it_target": 45_000.0,
+        "soc": 0.5,
+        "load": 38_000.0,
+        "dry_cooler": 0.25,
+        "caissons": (caisson, idle),
+    }
+    values.update(plant)
+    return PlantStatus(**values)  # type: ignore[arg-type]
+
+
+def test_control_lines(recorder: Recorder) -> None:
+    assert recorder.control(status(), NOW) == [
+        f'plant_control,site={SITE} mode="heat",it_target_kw=45.0,soc_pct=50.0,'
+        f"load_kw=38.0,dry_cooler_pct=25.0 {NOW_NS}",
+        f"caisson_control,caisson=c1,site={SITE} initialised=1.0,running=1.0,plc_mode=1.0,"
+        f'interlocks="chip_margin,overtemp_1",interlock_count=2.0,setpoint_c=65.0,'
+        f"pump_speed_cmd_pct=80.0,cap_kw=15.0 {NOW_NS}",
+        f'caisson_control,caisson=c2,site={SITE} initialised=0.0,running=0.0,interlocks="",'
+        f"interlock_count=0.0 {NOW_NS}",
+    ]
+
+
+def test_control_leaves_unknown_figures_out(recorder: Recorder) -> None:
+    lines = recorder.control(status(mode=Mode.SAFE, soc=None, load=None), NOW)
+    assert lines[0] == (
+        f'plant_control,site={SITE} mode="safe",it_target_kw=45.0,dry_cooler_pct=25.0 {NOW_NS}'
+    )
+
+
+def test_kpis_are_stamped_at_their_period_start(recorder: Recorder) -> None:
+    start = datetime(2026, 1, 14, 23, 0, tzinfo=UTC)  # midnight in Paris
+    kpi = Kpis(
+        period=Period.DAY,
+        start=start,
+        heat_delivered_kwh=100.0,
+        heat_reused_kwh=80.0,
+        heat_dumped_kwh=5.0,
+        backup_heat_kwh=20.0,
+        it_energy_kwh=90.0,
+        pump_energy_kwh=1.0,
+        fan_energy_kwh=0.5,
+        erf=None,
+        pue=1.5,
+        ere=None,
+        running_h=2.0,
+        in_band_share=0.5,
+        coverage=1.0,
+    )
+    assert recorder.kpis([kpi]) == [
+        f"kpi,period=day,site={SITE} heat_delivered_kwh=100.0,heat_reused_kwh=80.0,"
+        "heat_dumped_kwh=5.0,backup_heat_kwh=20.0,it_energy_kwh=90.0,pump_energy_kwh=1.0,"
+        "fan_energy_kwh=0.5,pue=1.5,running_h=2.0,in_band_share=0.5,coverage=1.0 "
+        f"{nanoseconds(start)}"
+    ]
+    assert nanoseconds(start) == 1_768_431_600_000_000_000
+
+
+def test_events_put_kind_name_and_source_in_tags(recorder: Recorder) -> None:
+    plant_event = Event(
+        at=T0,
+        kind="alarm",
+        name="historian_unreachable",
+        message='influxdb "prod" unreachable, 60 s',
+        state="raised",
+    )
+    assert recorder.event(plant_event) == (
+        f"event,kind=alarm,name=historian_unreachable,site={SITE} "
+        f'message="influxdb \\"prod\\" unreachable, 60 s",state="raised" {T0_NS}'
+    )
+    caisson_event = Event(
+        at=T0,
+        kind="mode",
+        name="plc_mode",
+        message="c1 PLC remote → local_safe",
+        source="c1",
+        state="local_safe",
+        before="remote",
+        after="local_safe",
+        user="ops",
+    )
+    assert recorder.event(caisson_event) == (
+        f"event,kind=mode,name=plc_mode,site={SITE},source=c1 "
+        'message="c1 PLC remote → local_safe",state="local_safe",user="ops",'
+        f'before="remote",after="local_safe" {T0_NS}'
+    )
