@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,6 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from controller.config.loader import ConfigError, LoadedSite, load_site
+from controller.config.site import InfluxV1Target
 from controller.config.units import Dimension, parse_quantity
 from controller.control.supervisor import CaissonStatus, PlantStatus
 from controller.historian.spool import SpoolBusyError
@@ -59,6 +61,18 @@ def demo(
         datetime | None,
         typer.Option("--start", help=f"Plant start instant, ISO 8601 (default {DEMO_START})."),
     ] = None,
+    influx: Annotated[
+        str | None,
+        typer.Option(
+            "--influx",
+            metavar="URL",
+            help="Also write to this InfluxDB (v1 API, e.g. http://127.0.0.1:8086); "
+            "default: the spool only.",
+        ),
+    ] = None,
+    database: Annotated[
+        str, typer.Option("--database", help="The InfluxDB database, with --influx.")
+    ] = "boiler",
 ) -> None:
     """The demo plant: the simulated residential site run by the supervisory controller, live."""
     seconds = _duration(duration) if duration is not None else None
@@ -68,6 +82,14 @@ def demo(
         for issue in error.issues:
             typer.echo(str(issue), err=True)
         raise typer.Exit(EXIT_CONFIG) from None
+    if influx is not None:
+        try:
+            target = InfluxV1Target(api="v1", url=influx, database=database)
+        except ValueError:
+            typer.echo(f"demo: --influx {influx}: expected a URL like http://HOST:8086", err=True)
+            raise typer.Exit(EXIT_CONFIG) from None
+        historian = site.config.historian.model_copy(update={"target": target})
+        site = replace(site, config=site.config.model_copy(update={"historian": historian}))
     begin = start or datetime.fromisoformat(DEMO_START)
     if begin.tzinfo is None:
         begin = begin.replace(tzinfo=ZoneInfo(site.config.site.timezone))

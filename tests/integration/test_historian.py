@@ -12,6 +12,8 @@ point arrived exactly once.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import signal
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
@@ -47,7 +49,8 @@ def parse(line: str) -> tuple[str, frozenset[tuple[str, str]], list[str], int]:
     fields, stamp = rest.rsplit(" ", 1)
     measurement, *tags = key.split(",")
     names = [part.split("=", 1)[0] for part in _split_fields(fields)]
-    return measurement, frozenset(tuple(t.split("=", 1)) for t in tags), names, int(stamp)
+    pairs = frozenset((t.split("=", 1)[0], t.split("=", 1)[1]) for t in tags)
+    return measurement, pairs, names, int(stamp)
 
 
 def _split_fields(fields: str) -> list[str]:
@@ -377,3 +380,36 @@ def test_export_prints_the_spool_as_line_protocol(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"historian export: {tmp_path / 'none.spool'}: no spool file"
+
+
+def test_the_demo_writes_to_an_influxdb_it_is_given(tmp_path: Path) -> None:
+    with running_influx(tmp_path) as influx:
+        influx.create_database("demo")
+        result = subprocess.run(
+            [
+                str(BOILERCTL),
+                "--log-level",
+                "warning",
+                "demo",
+                "--duration",
+                "60",
+                "--influx",
+                influx.url,
+                "--database",
+                "demo",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=WALL_LIMIT_S,
+            check=False,
+            env={**os.environ, "STATE_DIRECTORY": str(tmp_path / "state")},
+        )
+        assert result.returncode == 0, result.stderr
+        sent = re.search(
+            r"^historian: (\d+) sent to influxdb-v1 (\S+) db=demo$", result.stdout, re.M
+        )
+        assert sent is not None, result.stdout
+        assert sent.group(2) == influx.url
+        assert sum(len(influx.timestamps("demo", m)) for m in ("caisson_skid", "kpi")) > 0
+        assert len(stored(influx, "demo")) <= int(sent.group(1))  # KPI points rewrite themselves
+        assert "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.historian.spool import Spool, SpoolDepth, SpoolReader, compress
+from controller.historian.spool import Spool, SpoolBusyError, SpoolDepth, SpoolReader, compress
 
 LIMIT = 1e9  # no eviction unless a test says so
 
@@ -343,3 +343,14 @@ def test_counters_in_memory_match_the_file(tmp_path: Path) -> None:
     assert _counters(reopened.depth()) == _counters(before)
     assert reopened.depth().evicted_points == 0  # counted per open Spool
     reopened.close()
+
+
+def test_a_second_spool_on_the_same_file_is_refused_until_the_first_closes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "site.spool"
+    first = Spool(path, 1e6)
+    with pytest.raises(SpoolBusyError, match=r"site\.spool: in use by another process"):
+        Spool(path, 1e6)
+    first.close()
+    Spool(path, 1e6).close()
