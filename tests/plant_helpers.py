@@ -21,6 +21,15 @@ def site_config(name: str, **updates: Any) -> SiteConfig:
     return config.model_copy(update=updates) if updates else config
 
 
+def site_copy(directory: Path, extra: str = "", name: str = "demo") -> Path:
+    """A bundled site file copied into `directory` (its maps still found), `extra` YAML appended."""
+    text = (SITES / f"{name}.yaml").read_text()
+    text = text.replace("maps_dir: ../plc_maps", f"maps_dir: {ROOT / 'plc_maps'}")
+    path = directory / "site.yaml"
+    path.write_text(text + "\n" + extra)
+    return path
+
+
 def scenario_run(site: SiteConfig, **fields: Any) -> ScenarioRun:
     spec: dict[str, Any] = {
         "name": "test",

@@ -22,7 +22,7 @@ from controller.control.supervisor import Supervisor
 from controller.fieldbus.image import PointRef
 from simulators.devices.plant_server import SimulatedPlant
 from simulators.plant.plc import PlcMode
-from tests.plant_helpers import ROOT, SITES
+from tests.plant_helpers import SITES, site_copy
 
 BOILERCTL = Path(sys.executable).with_name("boilerctl")
 START = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
@@ -48,7 +48,10 @@ def override_args(plant: SimulatedPlant) -> list[str]:
     return args
 
 
-async def start_daemon(plant: SimulatedPlant, log: Path) -> asyncio.subprocess.Process:
+async def start_daemon(
+    plant: SimulatedPlant, log: Path, site: Path | None = None
+) -> asyncio.subprocess.Process:
+    """`boilerctl run` of the plant's site file (or `site`) against the simulated plant."""
     with log.open("a") as stderr:
         return await asyncio.create_subprocess_exec(
             str(BOILERCTL),
@@ -56,7 +59,7 @@ async def start_daemon(plant: SimulatedPlant, log: Path) -> asyncio.subprocess.P
             "info",
             "run",
             "--site",
-            str(plant.site.path),
+            str(site or plant.site.path),
             *override_args(plant),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -180,10 +183,10 @@ async def test_a_killed_daemon_hands_over_to_the_plcs_and_a_new_one_takes_back_b
 
 
 def test_a_bad_site_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    site = tmp_path / "site.yaml"
-    text = (ROOT / "sites" / "demo.yaml").read_text()
-    text = text.replace("maps_dir: ../plc_maps", f"maps_dir: {ROOT / 'plc_maps'}")
-    site.write_text(text.replace("  kind: residential\n", "  kind: residential\n  colour: red\n"))
+    site = site_copy(tmp_path)
+    site.write_text(
+        site.read_text().replace("  kind: residential\n", "  kind: residential\n  colour: red\n")
+    )
     result = subprocess.run(
         [str(BOILERCTL), "run", "--site", str(site)],
         capture_output=True,

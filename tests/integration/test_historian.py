@@ -31,8 +31,8 @@ from controller.historian.targets import V1Target, V2Target
 from controller.historian.writer import Condition, HistorianWriter, WriterSettings
 from simulators.devices.plant_server import SimulatedPlant
 from simulators.lockstep import field_overrides
-from tests.integration.test_daemon import BOILERCTL, override_args
-from tests.plant_helpers import ROOT, SITES
+from tests.integration.test_daemon import BOILERCTL, start_daemon
+from tests.plant_helpers import SITES, site_copy
 from tests.tsdb import InfluxV1Server, running_influx, running_victoria
 
 START = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
@@ -306,36 +306,18 @@ async def test_a_daemon_killed_in_the_middle_of_a_batch_loses_nothing(tmp_path: 
     log = tmp_path / "daemon.log"
 
     def site_file(url: str) -> Path:
-        text = (SITES / "demo.yaml").read_text()
-        text = text.replace("maps_dir: ../plc_maps", f"maps_dir: {ROOT / 'plc_maps'}")
-        text += (
-            f"\nhistorian:\n  spool: {spool}\n  batch_age: 2 s\n"
-            f"  target: {{api: v1, url: '{url}', database: {DB}, timeout: 10 min}}\n"
+        return site_copy(
+            tmp_path,
+            f"historian:\n  spool: {spool}\n  batch_age: 2 s\n"
+            f"  target: {{api: v1, url: '{url}', database: {DB}, timeout: 10 min}}\n",
         )
-        path = tmp_path / "site.yaml"
-        path.write_text(text)
-        return path
-
-    async def start(site: Path) -> asyncio.subprocess.Process:
-        with log.open("a") as stderr:
-            return await asyncio.create_subprocess_exec(
-                str(BOILERCTL),
-                "--log-level",
-                "info",
-                "run",
-                "--site",
-                str(site),
-                *override_args(plant),
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
 
     await plant.start()
     first = second = None
     try:
         with running_influx(tmp_path) as influx:
             influx.create_database(DB)
-            first = await start(site_file(f"http://127.0.0.1:{hole_port}"))
+            first = await start_daemon(plant, log, site_file(f"http://127.0.0.1:{hole_port}"))
             await asyncio.wait_for(received.wait(), WALL_LIMIT_S)
             await asyncio.sleep(3)  # more cycles spooled behind the batch on the wire
             first.kill()
@@ -345,7 +327,7 @@ async def test_a_daemon_killed_in_the_middle_of_a_batch_loses_nothing(tmp_path: 
             reader.close()
             assert len(left) > 100
 
-            second = await start(site_file(influx.url))
+            second = await start_daemon(plant, log, site_file(influx.url))
             await until(lambda: influx.count_points(DB, "controller") > 0, "delivery")
             await asyncio.sleep(3)
             second.send_signal(signal.SIGTERM)

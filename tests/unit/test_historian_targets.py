@@ -23,7 +23,7 @@ from controller.historian.targets import (
     read_secret,
     retry_after_seconds,
 )
-from tests.plant_helpers import ROOT, SITES
+from tests.plant_helpers import site_copy
 
 
 @pytest.mark.parametrize(
@@ -87,14 +87,6 @@ def test_a_secret_never_shows_in_a_target_s_repr_or_description() -> None:
     assert "pa55word" not in repr(v1) + v1.describe
 
 
-def site_with(tmp_path: Path, historian: str) -> Path:
-    text = (SITES / "demo.yaml").read_text()
-    text = text.replace("maps_dir: ../plc_maps", f"maps_dir: {ROOT / 'plc_maps'}")
-    path = tmp_path / "site.yaml"
-    path.write_text(text + "\n" + historian)
-    return path
-
-
 @pytest.mark.parametrize(
     ("historian", "field", "message"),
     [
@@ -121,14 +113,14 @@ def test_a_bad_historian_section_names_its_field(
     tmp_path: Path, historian: str, field: str, message: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_site(site_with(tmp_path, historian))
+        load_site(site_copy(tmp_path, historian))
     text = "\n".join(str(issue) for issue in caught.value.issues)
     assert field in text, text
     assert message in text, text
 
 
 def test_run_refuses_a_missing_secret_in_one_line(tmp_path: Path) -> None:
-    site = site_with(
+    site = site_copy(
         tmp_path,
         "historian:\n  target: {api: v2, url: 'http://127.0.0.1:9', org: o, bucket: b,"
         " token: {env: BOILER_TEST_NO_SUCH_TOKEN}}\n",
