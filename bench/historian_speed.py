@@ -10,6 +10,8 @@ The same N lines (caisson_skid-like: measurement, 3 tags, 5 float fields, a nano
                    - flat out: yields to the event loop between calls, never waits
                    - paced: submits the next call once the last one is spooled (chunks of
                      `--batch` lines, so batches of `--batch` points)
+                   - backlog: the spool already holds the N points in chunks of 250 lines (a
+                     busy cycle's worth, as after an outage), merged into batches of `--batch`
   client           (v2 only) influxdb-client's WriteApiAsync given one Point object per point,
                    then given the pre-built strings: what users would otherwise use
 and, without a server, line formatting alone: our lineprotocol.line, the schema's Recorder on
@@ -50,7 +52,7 @@ from controller.config.site import InfluxV1Target, InfluxV2Target  # noqa: E402
 from controller.fieldbus.image import PointRef, Sample  # noqa: E402
 from controller.historian.lineprotocol import line, series_key  # noqa: E402
 from controller.historian.schema import Recorder  # noqa: E402
-from controller.historian.spool import compress  # noqa: E402
+from controller.historian.spool import Spool, compress  # noqa: E402
 from controller.historian.targets import Target, V1Target, V2Target  # noqa: E402
 from controller.historian.writer import HistorianWriter, WriterSettings  # noqa: E402
 from controller.logs import configure_logging  # noqa: E402
@@ -66,6 +68,12 @@ FIELDS = ("inlet_temp", "outlet_temp", "flow", "pump_speed_feedback", "it_power"
 SERIES = 100
 ORG, BUCKET = "o", "b"
 POINT_BUILD_MAX = 200_000  # Point objects built for the formatting-only row (≈ 50 k/s)
+BACKLOG_CHUNK = 250  # lines per spool chunk in the backlog variant (one cycle's submit)
+WRITER_MODES = {
+    "flat": "writer, spool on, producer flat out",
+    "paced": "writer, spool on, paced producer",
+    "backlog": f"writer, backlog drain ({BACKLOG_CHUNK}-line chunks)",
+}
 
 
 # ---------------------------------------------------------------------- data
@@ -150,7 +158,7 @@ def make_point(site: str, s: int, at: int, values: Sequence[float]) -> Point:
 class Row:
     server: str
     variant: str
-    batch: str
+    posts: int | None  # requests sent
     points: int
     seconds: float
     verified: int | None = None  # points the server holds afterwards; None: no server
@@ -225,6 +233,20 @@ def ceiling(server: Server, site: str, bodies: Sequence[bytes], gzipped: bool) -
     return seconds
 
 
+class Recording:
+    """A target that passes every body on and records the largest (compressed bytes)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target, self.describe, self.largest = target, target.describe, 0
+
+    async def send(self, body: bytes) -> None:
+        self.largest = max(self.largest, len(body))
+        await self.target.send(body)
+
+    async def close(self) -> None:
+        await self.target.close()
+
+
 @dataclass
 class WriterRun:
     seconds: float
@@ -233,20 +255,30 @@ class WriterRun:
     batches: int
     sent: int
     failures: dict[str, int]
+    largest_body: int  # bytes (gzip)
 
 
 async def writer_run(
-    target: Target, spool: Path, chunks: Sequence[list[str]], batch: int, paced: bool
+    target: Target, spool: Path, chunks: Sequence[list[str]], batch: int, mode: str
 ) -> WriterRun:
-    """Our writer end to end; the clock stops when the server has acknowledged every point."""
+    """Our writer end to end; the clock stops when the server has acknowledged every point.
+    In the backlog mode `chunks` are in the spool before the clock starts, and nothing is
+    submitted."""
     total = sum(len(chunk) for chunk in chunks)
-    writer = HistorianWriter(spool, 4e9, target, WriterSettings(batch_points=batch))
+    if mode == "backlog":
+        backlog = Spool(spool, 4e9)
+        for chunk in chunks:
+            backlog.append(chunk)
+        backlog.close()
+        chunks = []
+    recording = Recording(target)
+    writer = HistorianWriter(spool, 4e9, recording, WriterSettings(batch_points=batch))
+    began = time.perf_counter()
     await writer.start()
     submit_seconds = 0.0
     submitted = 0
-    began = time.perf_counter()
     for chunk in chunks:
-        if paced:  # until the spool has committed what was submitted (no eviction here)
+        if mode == "paced":  # until the spool has committed what was submitted (no eviction here)
             while writer.depth.points + writer.stats.sent_points < submitted:
                 await asyncio.sleep(0.0005)
         t0 = time.perf_counter()
@@ -266,6 +298,7 @@ async def writer_run(
         writer.stats.sent_batches,
         writer.stats.sent_points,
         dict(writer.stats.failures),
+        recording.largest,
     )
     await writer.stop()
     return result
@@ -370,38 +403,42 @@ def run_server(
             seconds = ceiling(server, site, payloads, gzipped)
             verify(Row(server.name, variant, len(payloads), n, seconds), site)
 
-        for paced in (False, True):
-            variant = "writer, spool on, " + ("paced producer" if paced else "producer flat out")
-            site = site_of("paced" if paced else "writer", round_)
+        for mode, variant in WRITER_MODES.items():
+            site = site_of(mode, round_)
             server.prepare(site)
-            chunks = batches(relabel(lines, data, "bench", site), batch)
+            size = BACKLOG_CHUNK if mode == "backlog" else batch
+            chunks = batches(relabel(lines, data, "bench", site), size)
             spool = spool_dir / f"{site}.sqlite"
-            result = asyncio.run(writer_run(server.target(site), spool, chunks, batch, paced))
+            result = asyncio.run(writer_run(server.target(site), spool, chunks, batch, mode))
             del chunks
             note = (
-                f"{result.batches} batches (≈ {result.sent // max(result.batches, 1):,} points); "
-                f"submit() {result.submit_seconds / n * 1e9:.0f} ns/line "
-                f"({result.submit_seconds * 1e3:.1f} ms in all, producer done after "
-                f"{result.produce_seconds:.2f} s)"
+                f"{result.sent // max(result.batches, 1):,} points a POST on average, largest "
+                f"body {result.largest_body / 1e6:.1f} MB gzip"
             )
+            if mode != "backlog":
+                note += (
+                    f"; submit() {result.submit_seconds / n * 1e9:.0f} ns a line "
+                    f"({result.submit_seconds * 1e3:.1f} ms in all), last submit() returned "
+                    f"after {result.produce_seconds:.2f} s"
+                )
             if result.failures:
                 note += f"; failures {result.failures}"
             if result.sent < n:
                 note += f"; writer sent only {result.sent:,}"
-            row = Row(server.name, variant, "≤ spool chunk", n, result.seconds, note=note)
+            row = Row(server.name, variant, result.batches, n, result.seconds, note=note)
             verify(row, site)
 
         if server.vm is not None:
             site = site_of("points", round_)
             seconds = asyncio.run(client_run(server, site, data, None, batch))
             variant = "influxdb-client, Point objects"
-            verify(Row(server.name, variant, f"{batch:,}", n, seconds), site)
+            verify(Row(server.name, variant, -(-n // batch), n, seconds), site)
             site = site_of("strings", round_)
             chunks = batches(relabel(lines, data, "bench", site), batch)
             seconds = asyncio.run(client_run(server, site, data, chunks, batch))
             del chunks
             variant = "influxdb-client, pre-built strings"
-            verify(Row(server.name, variant, f"{batch:,}", n, seconds), site)
+            verify(Row(server.name, variant, -(-n // batch), n, seconds), site)
     return rows
 
 
@@ -428,15 +465,16 @@ def print_table(rows: Sequence[Row]) -> None:
     for row in rows:
         if row.variant.startswith("ceiling"):
             best[row.server] = max(best.get(row.server, 0.0), row.rate)
-    print("| server | variant | batch | points | s | points/s | × ceiling | server holds |")
+    print("| server | variant | POSTs | points | s | points/s | × ceiling | server holds |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         ratio = f"{row.rate / best[row.server]:.2f}" if row.server in best else ""
         held = "–" if row.verified is None else f"{row.verified:,}"
+        posts = "" if row.posts is None else f"{row.posts:,}"
         if not row.complete:
             held = f"**{held} (missing {row.points - (row.verified or 0):,})**"
         print(
-            f"| {row.server} | {row.variant} | {row.batch} | {row.points:,} | {row.seconds:.2f} | "
+            f"| {row.server} | {row.variant} | {posts} | {row.points:,} | {row.seconds:.2f} | "
             f"{row.rate:,.0f} | {ratio} | {held} |"
         )
     notes = [row for row in rows if row.note]
@@ -471,13 +509,15 @@ def main() -> None:
     size = sum(len(text) + 1 for text in lines)
     note = f"{size / len(lines):.0f} bytes a line; gzip-1 {len(compress(body(lines[:5000]))):,} B"
     note += f" per 5,000 lines against {len(body(lines[:5000])):,} B"
-    rows.append(Row("(none)", "format: our lineprotocol.line", "", len(lines), seconds, note=note))
+    rows.append(
+        Row("(none)", "format: our lineprotocol.line", None, len(lines), seconds, note=note)
+    )
     done, fields, seconds = recorder_rounds(args.rounds)
     note = f"{args.rounds} demo-site snapshots, {fields:,} fields: {fields / seconds:,.0f} fields/s"
-    rows.append(Row("(none)", "format: our Recorder.samples", "", done, seconds, note=note))
+    rows.append(Row("(none)", "format: our Recorder.samples", None, done, seconds, note=note))
     count = min(POINT_BUILD_MAX, len(data))
     seconds = point_objects(data, "bench", count)
-    rows.append(Row("(none)", "format: influxdb-client Point", "", count, seconds))
+    rows.append(Row("(none)", "format: influxdb-client Point", None, count, seconds))
     for row in rows:
         print(
             f"  {row.variant:<34} {row.points:>9,} lines {row.seconds:7.2f} s {row.rate:>10,.0f}/s"

@@ -21,6 +21,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,19 +106,32 @@ class Spool:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, lines: Sequence[str]) -> int:
-        """Store `lines` durably as one chunk; returns the points evicted to make room."""
+    def append(self, lines: Sequence[str], chunk_points: int | None = None) -> int:
+        """Store `lines` durably, in one transaction, as chunks of at most `chunk_points` lines
+        (so that no chunk outgrows a batch); returns the points evicted to make room."""
         if not lines:
             return 0
-        body = compress(("\n".join(lines) + "\n").encode())
-        self._db.execute(
-            "INSERT INTO chunk (created, points, body) VALUES (?, ?, ?)",
-            (self._clock(), len(lines), body),
-        )
-        self._chunks += 1
+        size = chunk_points or len(lines)
+        rows = []
+        for start in range(0, len(lines), size):
+            part = lines[start : start + size]
+            rows.append((self._clock(), len(part), compress(("\n".join(part) + "\n").encode())))
+        with self._transaction():
+            self._db.executemany("INSERT INTO chunk (created, points, body) VALUES (?, ?, ?)", rows)
+        self._chunks += len(rows)
         self._points += len(lines)
-        self._waiting_bytes += len(body)
+        self._waiting_bytes += sum(len(body) for _, _, body in rows)
         return self._evict()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _evict(self) -> int:
         """Delete the oldest chunks (rejected ones first) until the spool fits its limit."""

@@ -208,7 +208,7 @@ class HistorianWriter:
         for key, value in state.items():
             await self._io(self._spool.save_state, key, value)
         if lines:
-            evicted = await self._io(self._spool.append, lines)
+            evicted = await self._io(self._spool.append, lines, self.settings.batch_points)
             if evicted:
                 self._evicted(evicted)
         self.depth = await self._io(self._spool.depth)

@@ -354,3 +354,19 @@ def test_a_second_spool_on_the_same_file_is_refused_until_the_first_closes(
         Spool(path, 1e6)
     first.close()
     Spool(path, 1e6).close()
+
+
+def test_a_large_append_is_stored_as_chunks_no_larger_than_a_batch(tmp_path: Path) -> None:
+    """A burst (e.g. after the spool's disk stalled) must not become one chunk larger than any
+    batch: a chunk is never split when sent, and a server refuses bodies past its limit."""
+    spool = Spool(tmp_path / "s.spool", 1e9)
+    lines = [f"m v={i}.0 {i}" for i in range(25)]
+    spool.append(lines, chunk_points=10)
+    assert spool.depth().chunks == 3
+    sent = []
+    while (batch := spool.take(10)) is not None:
+        assert batch.points <= 10
+        sent += gzip.decompress(batch.body).decode().splitlines()
+        spool.remove(batch.ids)
+    assert sent == lines
+    spool.close()
