@@ -395,3 +395,41 @@ def test_the_demo_writes_to_an_influxdb_it_is_given(tmp_path: Path) -> None:
         assert sum(len(influx.timestamps("demo", m)) for m in ("caisson_skid", "kpi")) > 0
         assert len(stored(influx, "demo")) <= int(sent.group(1))  # KPI points rewrite themselves
         assert "Traceback" not in result.stderr
+
+
+async def test_a_missing_database_is_refused_alarmed_and_the_data_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    lines = [f"probe,site=t value={i}.0 {1_700_000_000_000_000_000 + i}" for i in range(50)]
+    with running_influx(tmp_path) as influx:
+        config = InfluxV1Target(api="v1", url=influx.url, database="not_yet")
+        raised: list[tuple[Condition, bool, str]] = []
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            await asyncio.sleep(3600)  # the next attempt would be much later
+
+        spool = tmp_path / "missing.spool"
+        writer = HistorianWriter(
+            spool,
+            50e6,
+            V1Target(config),
+            WriterSettings(batch_points=1000, batch_age=0.1),
+            on_condition=lambda c, active, message: raised.append((c, active, message)),
+            sleep=sleep,
+        )
+        await writer.start()
+        writer.submit(lines)
+        await until(lambda: bool(slept), "the refusal")
+        await writer.stop()
+        assert [(c, active) for c, active, _ in raised] == [(Condition.REFUSED, True)]
+        assert "HTTP 404: database not found" in raised[0][2]
+        assert writer.depth.points == len(lines)
+
+        influx.create_database("not_yet")
+        again = HistorianWriter(spool, 50e6, V1Target(config), WriterSettings(1000, 0.1))
+        await again.start()
+        await until(lambda: again.depth.points == 0, "delivered")
+        await again.stop()
+        assert influx.count_points("not_yet", "probe") == len(lines)
