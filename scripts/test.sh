@@ -10,6 +10,6 @@ echo "== ruff"
 "$bin/ruff" format --check .
 echo "== mypy"
 "$bin/mypy" --strict controller
-"$bin/mypy" simulators tests bench
+"$bin/mypy" simulators tests bench grafana
 echo "== pytest"
 exec "$bin/pytest" "$@"

@@ -69,6 +69,7 @@ class HistorianFeed:
         fan = site.device_map(skid).point(PlantSkidPoint.DRY_COOLER_FAN)
         self._fan_ref = PointRef(skid, PlantSkidPoint.DRY_COOLER_FAN)
         self._fan_factor = point_unit_factor(fan.unit)
+        self._caissons = site.config.caissons
         self._last_scan: float | None = None
         self._last_health = float("-inf")
         self._last_kpi = float("-inf")
@@ -92,12 +93,13 @@ class HistorianFeed:
         dt = 0.0 if self._last_scan is None else max(tick - self._last_scan, 0.0)
         self._last_scan = tick
         recorder = self.recorder
+        inputs = self.reader.read(snapshot)
+        chips = {c.id: i.chip_temp for c, i in zip(self._caissons, inputs.caissons, strict=True)}
         lines = recorder.samples(snapshot, now)
-        lines += recorder.control(result.status, now)
+        lines += recorder.control(result.status, now, chips)
         lines += [recorder.event(event) for event in self._mode_events(result, now)]
         if dt > 0:
-            closed = self.kpis.add(now, self.reader.read(snapshot), self._fan(snapshot), dt)
-            lines += recorder.kpis(closed)
+            lines += recorder.kpis(self.kpis.add(now, inputs, self._fan(snapshot), dt))
         if tick - self._last_health >= self.health_every:
             self._last_health = tick
             lines += recorder.controller(self._controller_figures(), now)

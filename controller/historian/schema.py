@@ -27,6 +27,20 @@ REGISTER_WRITES = "register_writes"
 KPI = "kpi"
 EVENT = "event"
 
+# The fields of the supervisor's measurements, in the order control() writes them.
+PLANT_FIELDS = ("mode", "it_target_kw", "soc_pct", "load_kw", "dry_cooler_pct")
+CAISSON_FIELDS = (
+    "initialised",
+    "running",
+    "plc_mode",
+    "interlocks",
+    "interlock_count",
+    "setpoint_c",
+    "pump_speed_cmd_pct",
+    "cap_kw",
+    "chip_margin_k",
+)
+
 
 def device_measurement(device_type: str) -> str:
     """A map's device type as a measurement name: "caisson-skid" → "caisson_skid"."""
@@ -119,6 +133,7 @@ class Recorder:
             c.id: series_key(CAISSON, {"site": self.site, "caisson": c.id}) for c in config.caissons
         }
         self._controller_key = series_key(CONTROLLER, {"site": self.site})
+        self._throttle = {c.id: config.caisson_type(c).chips.throttle for c in config.caissons}
         self._written: dict[PointRef, datetime] = {}
         self._quality: dict[PointRef, tuple[Quality, Reason | None]] = {}
 
@@ -159,35 +174,46 @@ class Recorder:
 
     # ------------------------------------------------------------------ controller
 
-    def control(self, status: PlantStatus, now: datetime) -> list[str]:
+    def control(
+        self,
+        status: PlantStatus,
+        now: datetime,
+        chip_temps: Mapping[str, float | None] | None = None,
+    ) -> list[str]:
+        """The supervisor's status; with `chip_temps` (°C by caisson), each caisson's margin to
+        its chips' throttling temperature (the site file's, which the historian has no other
+        way to know)."""
         at = nanoseconds(now)
-        plant = _present(
-            [
-                ("mode", status.mode.value),
-                ("it_target_kw", _kilo(status.it_target)),
-                ("soc_pct", _percent(status.soc)),
-                ("load_kw", _kilo(status.load)),
-                ("dry_cooler_pct", _percent(status.dry_cooler)),
-            ]
+        chip_temps = chip_temps or {}
+        plant_values = (
+            status.mode.value,
+            _kilo(status.it_target),
+            _percent(status.soc),
+            _kilo(status.load),
+            _percent(status.dry_cooler),
         )
+        plant = _present(list(zip(PLANT_FIELDS, plant_values, strict=True)))
         lines = [text for text in [line(self._plant_key, plant, at)] if text]
         for caisson in status.caissons:
-            fields = _present(
-                [
-                    ("initialised", caisson.initialised),
-                    ("running", caisson.running),
-                    ("plc_mode", caisson.plc_mode),
-                    ("interlocks", ",".join(sorted(caisson.interlocks))),
-                    ("interlock_count", len(caisson.interlocks)),
-                    ("setpoint_c", caisson.setpoint),
-                    ("pump_speed_cmd_pct", _percent(caisson.pump_speed)),
-                    ("cap_kw", _kilo(caisson.cap)),
-                ]
+            values = (
+                caisson.initialised,
+                caisson.running,
+                caisson.plc_mode,
+                ",".join(sorted(caisson.interlocks)),
+                len(caisson.interlocks),
+                caisson.setpoint,
+                _percent(caisson.pump_speed),
+                _kilo(caisson.cap),
+                self._chip_margin(caisson.id, chip_temps.get(caisson.id)),
             )
+            fields = _present(list(zip(CAISSON_FIELDS, values, strict=True)))
             text = line(self._caisson_keys[caisson.id], fields, at)
             if text:
                 lines.append(text)
         return lines
+
+    def _chip_margin(self, caisson: str, chip_temp: float | None) -> float | None:
+        return None if chip_temp is None else self._throttle[caisson] - chip_temp
 
     def controller(self, figures: ControllerFigures, now: datetime) -> list[str]:
         fields = list(vars(figures).items())

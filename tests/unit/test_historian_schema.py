@@ -230,6 +230,14 @@ def test_control_lines(recorder: Recorder) -> None:
     ]
 
 
+def test_the_chip_margin_is_the_site_file_s_throttle_minus_the_hottest_chip(
+    recorder: Recorder,
+) -> None:
+    lines = recorder.control(status(), NOW, {"c1": 84.5, "c2": None})
+    assert lines[1].endswith(f",chip_margin_k=5.5 {NOW_NS}")  # 90 degC throttle on the demo
+    assert "chip_margin_k" not in lines[2]  # no valid chip temperature, no margin
+
+
 def test_control_leaves_unknown_figures_out(recorder: Recorder) -> None:
     lines = recorder.control(status(mode=Mode.SAFE, soc=None, load=None), NOW)
     assert lines[0] == (
