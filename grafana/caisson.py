@@ -26,7 +26,6 @@ from grafana.panels import (
     band_lines,
     dashed,
     empty_as,
-    event_annotations,
     override,
     q,
     site_variable,
@@ -77,8 +76,7 @@ def board() -> Board:
             'WITH KEY = "device" WHERE "site" =~ /^$site$/ AND "caisson" =~ /^$caisson$/',
         )
     )
-    for annotation in event_annotations():
-        board.builder.annotation(annotation)
+    board.annotate_events()
 
     board.add(
         stat_panel(

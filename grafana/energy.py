@@ -13,7 +13,6 @@ from grafana.panels import (
     color,
     ere_colours,
     erf_colours,
-    event_annotations,
     kpi,
     override,
     pue_colours,
@@ -123,8 +122,7 @@ def board() -> Board:
         ["energy", "kpi"],
     )
     board.builder.time("now-7d/d", "now").refresh("5m").with_variable(site_variable())
-    for annotation in event_annotations():
-        board.builder.annotation(annotation)
+    board.annotate_events()
 
     board.add(
         stat_panel(

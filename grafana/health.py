@@ -13,7 +13,6 @@ from grafana.panels import (
     TEXT,
     WRITES_PER_MINUTE,
     Board,
-    event_annotations,
     increments,
     q,
     site_variable,
@@ -46,8 +45,7 @@ def board() -> Board:
             'SHOW TAG VALUES FROM "device_health" WITH KEY = "device" WHERE "site" =~ /^$site$/',
         )
     )
-    for annotation in event_annotations():
-        board.builder.annotation(annotation)
+    board.annotate_events()
 
     board.add(
         stat_panel(

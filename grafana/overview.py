@@ -18,7 +18,6 @@ from grafana.panels import (
     color,
     dashed,
     erf_colours,
-    event_annotations,
     gauge_panel,
     override,
     pue_colours,
@@ -42,8 +41,7 @@ def board() -> Board:
         ["overview"],
     )
     board.builder.time("now-6h", "now").refresh("30s").with_variable(site_variable())
-    for annotation in event_annotations():
-        board.builder.annotation(annotation)
+    board.annotate_events()
 
     board.add(
         stat_panel(

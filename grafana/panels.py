@@ -439,6 +439,12 @@ class Board:
         self._next_id = 1
         self._row_width = 0
 
+    def annotate_events(self) -> Board:
+        """The event markers (alarms; modes and operator actions) on every time axis."""
+        for annotation in event_annotations():
+            self.builder.annotation(annotation)
+        return self
+
     def add(self, *panels: cogbuilder.Builder[model.Panel]) -> Board:
         for panel in panels:
             built = panel.build()
