@@ -31,7 +31,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from controller.config.loader import LoadedSite
-from controller.control.inputs import Inputs
+from controller.control.inputs import Inputs, PlantInputs
 from controller.water import VOLUMETRIC_HEAT
 
 J_PER_KWH = 3.6e6
@@ -154,15 +154,10 @@ def step_totals(
         else:
             caisson_heat += VOLUMETRIC_HEAT * caisson.flow * (caisson.outlet - caisson.inlet)
     plant = inputs.plant
-    delivered = backup = 0.0
-    if None in (plant.building_flow, plant.building_supply, plant.building_return):
+    backup = 0.0
+    delivered = building_heat(plant)
+    if delivered is None:
         complete = False
-    else:
-        assert plant.building_flow is not None
-        assert plant.building_supply is not None
-        assert plant.building_return is not None
-        rise = plant.building_supply - plant.building_return
-        delivered = max(VOLUMETRIC_HEAT * plant.building_flow * rise, 0.0)
     if plant.backup_heat is None:
         complete = False
     else:
@@ -175,7 +170,7 @@ def step_totals(
         it=it * dt,
         pumps=pumps * dt,
         fans=constants.fan_power * max(fan_speed or 0.0, 0.0) ** 3 * dt,
-        delivered=delivered * dt,
+        delivered=(delivered or 0.0) * dt,
         backup=backup * dt,
         caisson_heat=caisson_heat * dt,
         tank_rise=tank_rise or 0.0,
@@ -184,6 +179,14 @@ def step_totals(
         seconds_running=dt if running else 0.0,
         seconds_in_band=dt if running and in_band else 0.0,
     )
+
+
+def building_heat(plant: PlantInputs) -> float | None:
+    """Heat flowing to the building now (W, backup included); None without valid sensors."""
+    flow, supply, back = plant.building_flow, plant.building_supply, plant.building_return
+    if flow is None or supply is None or back is None:
+        return None
+    return max(VOLUMETRIC_HEAT * flow * (supply - back), 0.0)
 
 
 def tank_heat(constants: PlantConstants, inputs: Inputs) -> float | None:

@@ -73,13 +73,13 @@ def board() -> Board:
         ),
         stat_panel(
             "Heat delivered",
-            "Heat flowing to the building now, from the plant's heat meter (caissons and backup "
-            "boiler together). Compare with Heat demand: both should be close in steady "
-            "operation.",
+            "Heat flowing to the building now (caissons and backup boiler together), from the "
+            "building circuit's flow and temperatures. Compare with Heat demand: both should "
+            "be close in steady operation.",
             KW,
             [
                 q(
-                    f'SELECT last("power") FROM "heat_meter" {where(PLANT_METER)}',
+                    f'SELECT last("delivered_kw") FROM "plant_control" {where()}',
                     alias="Delivered",
                 )
             ],
@@ -215,18 +215,26 @@ def board() -> Board:
         ),
         timeseries_panel(
             "Heat delivered against demand",
-            "Heat delivered to the building (plant heat meter), the demand the dispatch works "
-            "with (dashed: the building circuit's load, smoothed), and the backup boiler's "
-            "part. Normal: the two follow each other, backup only in cold spells or peaks. "
-            "Backup high while caissons are capped or idle: see Caisson detail. Delivered and "
-            "demand apart for hours: a heat meter or building-circuit sensor reads wrong.",
+            "Heat delivered to the building (from the building circuit's flow and "
+            "temperatures), the caissons' heat (the plant heat meter on their circuit), the "
+            "demand the dispatch works with (dashed: the building load, smoothed), and the "
+            "backup boiler's part. Normal: delivered and demand follow each other, backup only "
+            "in cold spells or peaks. Backup high while caissons are capped or idle: see "
+            "Caisson detail. Delivered and demand apart for hours: a building-circuit sensor "
+            "reads wrong.",
             KW,
             [
                 q(
-                    f'SELECT mean("power") FROM "heat_meter" {where(PLANT_METER)} '
+                    f'SELECT mean("delivered_kw") FROM "plant_control" {where()} '
                     f"{EVERY} fill(null)",
                     "A",
-                    alias="Delivered (heat meter)",
+                    alias="Delivered to the building",
+                ),
+                q(
+                    f'SELECT mean("power") FROM "heat_meter" {where(PLANT_METER)} '
+                    f"{EVERY} fill(null)",
+                    "D",
+                    alias="Caissons' heat (heat meter)",
                 ),
                 q(
                     f'SELECT mean("load_kw") FROM "plant_control" {where()} {EVERY} fill(null)',
@@ -242,7 +250,8 @@ def board() -> Board:
         )
         .override_by_query("A", override(color=color("green"), custom__lineWidth=2))
         .override_by_query("B", override(color=color("blue"), custom__lineStyle=dashed()))
-        .override_by_query("C", override(color=color("orange"))),
+        .override_by_query("C", override(color=color("orange")))
+        .override_by_query("D", override(color=color("red"))),
     )
     board.add(
         state_panel(

@@ -69,7 +69,6 @@ class HistorianFeed:
         fan = site.device_map(skid).point(PlantSkidPoint.DRY_COOLER_FAN)
         self._fan_ref = PointRef(skid, PlantSkidPoint.DRY_COOLER_FAN)
         self._fan_factor = point_unit_factor(fan.unit)
-        self._caissons = site.config.caissons
         self._last_scan: float | None = None
         self._last_health = float("-inf")
         self._last_kpi = float("-inf")
@@ -94,9 +93,8 @@ class HistorianFeed:
         self._last_scan = tick
         recorder = self.recorder
         inputs = self.reader.read(snapshot)
-        chips = {c.id: i.chip_temp for c, i in zip(self._caissons, inputs.caissons, strict=True)}
         lines = recorder.samples(snapshot, now)
-        lines += recorder.control(result.status, now, chips)
+        lines += recorder.control(result.status, now, inputs)
         lines += [recorder.event(event) for event in self._mode_events(result, now)]
         if dt > 0:
             lines += recorder.kpis(self.kpis.add(now, inputs, self._fan(snapshot), dt))

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from controller.config.loader import LoadedSite
+from controller.control.inputs import Inputs
 from controller.control.supervisor import PlantStatus
 from controller.fieldbus.image import PointRef, Quality, Reason, Sample
 from controller.historian.lineprotocol import FieldValue, line, nanoseconds, series_key
-from controller.kpi import Kpis
+from controller.kpi import Kpis, building_heat
 
 PLANT = "plant_control"
 CAISSON = "caisson_control"
@@ -28,7 +29,7 @@ KPI = "kpi"
 EVENT = "event"
 
 # The fields of the supervisor's measurements, in the order control() writes them.
-PLANT_FIELDS = ("mode", "it_target_kw", "soc_pct", "load_kw", "dry_cooler_pct")
+PLANT_FIELDS = ("mode", "it_target_kw", "soc_pct", "load_kw", "delivered_kw", "dry_cooler_pct")
 CAISSON_FIELDS = (
     "initialised",
     "running",
@@ -178,18 +179,27 @@ class Recorder:
         self,
         status: PlantStatus,
         now: datetime,
-        chip_temps: Mapping[str, float | None] | None = None,
+        inputs: Inputs | None = None,
     ) -> list[str]:
-        """The supervisor's status; with `chip_temps` (°C by caisson), each caisson's margin to
-        its chips' throttling temperature (the site file's, which the historian has no other
-        way to know)."""
+        """The supervisor's status; with the cycle's `inputs`, the heat flowing to the building
+        and each caisson's margin to its chips' throttling temperature (the site file's, which
+        the historian has no other way to know)."""
         at = nanoseconds(now)
-        chip_temps = chip_temps or {}
+        delivered = None if inputs is None else building_heat(inputs.plant)
+        chip_temps = (
+            {}
+            if inputs is None
+            else {
+                caisson: i.chip_temp
+                for caisson, i in zip(self._throttle, inputs.caissons, strict=True)
+            }
+        )
         plant_values = (
             status.mode.value,
             _kilo(status.it_target),
             _percent(status.soc),
             _kilo(status.load),
+            _kilo(delivered),
             _percent(status.dry_cooler),
         )
         plant = _present(list(zip(PLANT_FIELDS, plant_values, strict=True)))

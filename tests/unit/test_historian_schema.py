@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from controller.config.loader import LoadedSite, load_site
 from controller.control.dispatch import Mode
+from controller.control.inputs import CaissonInputs, Inputs, PlantInputs
 from controller.control.interlocks import Interlock
 from controller.control.supervisor import CaissonStatus, PlantStatus
 from controller.fieldbus.image import PointRef, Reason, Sample
 from controller.historian.lineprotocol import nanoseconds
 from controller.historian.schema import Event, Recorder
 from controller.kpi import Kpis, Period
+from controller.water import VOLUMETRIC_HEAT
 from tests.plant_helpers import SITES
 
 SITE = "residence-les-tilleuls-demo"  # the demo's slug: "Residence Les Tilleuls (demo)"
@@ -230,10 +233,24 @@ def test_control_lines(recorder: Recorder) -> None:
     ]
 
 
-def test_the_chip_margin_is_the_site_file_s_throttle_minus_the_hottest_chip(
+def test_with_the_cycle_s_inputs_control_adds_delivered_heat_and_chip_margins(
     recorder: Recorder,
 ) -> None:
-    lines = recorder.control(status(), NOW, {"c1": 84.5, "c2": None})
+    plant = PlantInputs(
+        tank=(60.0, 58.0, 50.0, 45.0),
+        outdoor=0.0,
+        building_supply=65.0,
+        building_return=55.0,
+        building_flow=1e-3,  # m3/s
+        supply=66.0,
+        ret=55.0,
+        backup_heat=0.0,
+    )
+    unknown = CaissonInputs(**dict.fromkeys(f.name for f in dataclasses.fields(CaissonInputs)))
+    caissons = (dataclasses.replace(unknown, chip_temp=84.5), unknown, unknown)
+    lines = recorder.control(status(), NOW, Inputs(caissons, plant))
+    delivered_kw = VOLUMETRIC_HEAT * 1e-3 * 10.0 / 1000.0
+    assert f",delivered_kw={delivered_kw!r}," in lines[0]
     assert lines[1].endswith(f",chip_margin_k=5.5 {NOW_NS}")  # 90 degC throttle on the demo
     assert "chip_margin_k" not in lines[2]  # no valid chip temperature, no margin
 
