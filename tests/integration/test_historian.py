@@ -204,6 +204,9 @@ async def test_a_database_outage_of_a_minute_loses_nothing_and_duplicates_nothin
 
         async def outage(daemon: Daemon) -> None:
             writer = daemon.writer
+            # The alarm counts from the first failed send, which may come a few seconds into
+            # the outage on a busy machine: alarm after 20 s so that a 60 s outage raises it.
+            writer.settings = replace(writer.settings, unreachable_alarm=20.0)
             await until(lambda: writer.stats.sent_points > 0, "first points delivered")
             influx.stop()
             outage_started = daemon.cycle.cycles
