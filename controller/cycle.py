@@ -151,6 +151,16 @@ class Cycle:
             self.notifier.stopping()
             await self.close()
 
+    @property
+    def overrun_streak(self) -> int:
+        """Cycles in a row that overran their period, up to the last one."""
+        return self._overrun_streak
+
+    @property
+    def write_failure_streaks(self) -> dict[str, int]:
+        """Devices whose writes are failing now, with the failures in a row."""
+        return dict(self._failing)
+
     def stop(self) -> None:
         """Ask `run()` to return after the present cycle (a cancellation also works)."""
         self._stopping = True

@@ -12,17 +12,21 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from controller.alarms.journal import Journal, journal_path, transition_event
+from controller.alarms.model import Transition
+from controller.alarms.service import AlarmService
+from controller.alarms.system import ControllerFigures
 from controller.config.loader import LoadedSite
-from controller.control.supervisor import Supervisor
+from controller.control.supervisor import ScanResult, Supervisor
 from controller.cycle import Cycle, field_writers
 from controller.fieldbus.field_io import FieldIO
-from controller.fieldbus.image import ProcessImage
+from controller.fieldbus.image import PointRef, ProcessImage, Sample
 from controller.historian.assemble import writer_for
 from controller.historian.feed import HistorianFeed
 from controller.historian.writer import HistorianWriter
@@ -99,6 +103,13 @@ class Daemon:
             monotonic=self.time.clock,
         )
         self.cycle.observers.append(self.feed.on_scan)
+        self._journal_path = journal_path(
+            site,
+            os.environ if environ is None else environ,
+            spool.with_suffix(".journal") if spool is not None else None,  # beside a given spool
+        )
+        self.journal: Journal | None = None
+        self.alarms: AlarmService | None = None  # from start(): the journal is opened there
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -111,11 +122,19 @@ class Daemon:
         cannot work (the daemon must not start)."""
         await self.writer.start()
         self.feed.restore()
+        self.journal = Journal(self._journal_path)  # JournalBusyError: a daemon already runs
+        self.alarms = AlarmService(
+            site=self.site, journal=self.journal, on_transitions=self._events
+        )
+        self.feed.journal = self.journal
+        self.cycle.observers.append(self._alarm_scan)
         try:
             await self.field_io.start()
         except BaseException:
             await self.writer.stop()
+            self.journal.close()
             raise
+        self._started_at = self.time.clock()
         self._task = asyncio.create_task(self.cycle.run(), name="scan-cycle")
         log.info(
             "daemon_started",
@@ -137,6 +156,9 @@ class Daemon:
         if self.writer.running:
             self.feed.final()
             await self.writer.stop()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
         log.info(
             "daemon_stopped",
             cycles=self.cycle.cycles,
@@ -148,6 +170,25 @@ class Daemon:
                 str(ref): count for ref, count in self.supervisor.write_counts().items()
             },
         )
+
+    def _alarm_scan(self, snapshot: Mapping[PointRef, Sample], result: ScanResult) -> None:
+        assert self.alarms is not None
+        cycle = self.cycle
+        figures = ControllerFigures(
+            overrun_streak=cycle.overrun_streak,
+            write_failure_streaks=cycle.write_failure_streaks,
+            historian_conditions=frozenset(str(c) for c in self.writer.active),
+            register_writes_per_hour=self._write_rates(),
+        )
+        self.alarms.scan(snapshot, result, self.feed.wall_clock(), self.time.clock(), figures)
+
+    def _write_rates(self) -> dict[PointRef, float]:
+        hours = max((self.time.clock() - self._started_at) / 3600.0, 1.0)  # a fair first hour
+        return {ref: count / hours for ref, count in self.supervisor.write_counts().items()}
+
+    def _events(self, transitions: Sequence[Transition]) -> None:
+        recorder = self.feed.recorder
+        self.writer.submit([recorder.event(transition_event(t)) for t in transitions])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set (a signal handler sets it); a failed cycle task raises."""

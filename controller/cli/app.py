@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from controller.cli import check_config, demo, historian, run, serve, sim
+from controller.cli import alarms, check_config, demo, historian, run, serve, sim
 from controller.logs import LEVELS, configure_logging
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ sim_app = typer.Typer(help="The simulated plant.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
 historian_app = typer.Typer(help="The historian's spool: status and export.", no_args_is_help=True)
 app.add_typer(historian_app, name="historian")
+alarms_app = typer.Typer(help="The alarm journal: list and alarm-load stats.", no_args_is_help=True)
+app.add_typer(alarms_app, name="alarms")
 
 
 @app.callback()
@@ -40,6 +42,8 @@ sim_app.command("run")(sim.run)
 sim_app.command("serve")(serve.serve)
 historian_app.command("status")(historian.status)
 historian_app.command("export")(historian.export)
+alarms_app.command("list")(alarms.list_alarms)
+alarms_app.command("stats")(alarms.stats)
 
 
 def main() -> None:

@@ -23,11 +23,22 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from controller.config.maps import POINT_ID_PATTERN, DeviceMap, FieldError, ModbusMap, OpcUaMap
+from controller.config.maps import (
+    POINT_ID_PATTERN,
+    DataType,
+    DeviceMap,
+    FieldError,
+    ModbusMap,
+    ModbusPoint,
+    OpcUaMap,
+    OpcUaPoint,
+)
 from controller.config.roles import CAISSON_SKID, COMPUTE_MANAGER, HEAT_METER, PLANT_SKID, Role
 from controller.config.site import (
     ENDPOINT_PATTERN,
     ID_PATTERN,
+    PLANT_DEVICES,
+    AlarmSpec,
     ModbusDevice,
     OpcUaDevice,
     SiteConfig,
@@ -356,6 +367,7 @@ def _load_site(path: Path, tree: CommentedMap) -> LoadedSite:
     _check_unique(report, config)
     _check_caisson_types(report, config)
     _check_roles(report, config, maps)
+    _check_alarms(report, config, maps)
     report.raise_if_any()
     return LoadedSite(path, config, maps)
 
@@ -538,3 +550,97 @@ def _check_role_points(
 
 def _points(ids: list[str]) -> str:
     return ("point " if len(ids) == 1 else "points ") + ", ".join(repr(i) for i in ids)
+
+
+# ---------------------------------------------------------------- alarm cross-checks
+
+
+def _check_alarms(
+    report: Report, config: SiteConfig, maps: dict[str, ModbusMap | OpcUaMap]
+) -> None:
+    """Each alarm's device, point, setpoint point and thresholds, against the device's map."""
+    alarms = config.alarms
+    for index, alarm, _, first in _repeats((i, a, a.name) for i, a in enumerate(alarms)):
+        report.add(
+            ("alarms", index, "name"),
+            f"duplicate alarm name {alarm.name!r} (first at line {report.line(('alarms', first))})",
+        )
+    devices = {device.id: device for device in config.devices}
+    roles = {device_id: role for _, role, device_id in _role_uses(config)}
+    for index, alarm in enumerate(alarms):
+        loc: Loc = ("alarms", index)
+        places = alarm.places(config)
+        if not places:
+            report.add((*loc, "device"), f"no caisson has a {alarm.device}")
+        checked: set[str] = set()
+        for _, device_id in places:
+            device = devices.get(device_id)
+            if device is None:  # through a caisson or the plant: _check_roles has said it
+                if alarm.scope == "plant" and alarm.device not in PLANT_DEVICES:
+                    known = ", ".join((*PLANT_DEVICES, *devices))
+                    report.add((*loc, "device"), f"unknown device {device_id!r}; write {known}")
+                break
+            device_map = maps.get(device.map)
+            if device_map is None or device.map in checked:
+                continue
+            role = roles.get(device.id)
+            if role is not None and not _plays(role, device, device_map):
+                continue  # _check_roles has said what is wrong with it
+            checked.add(device.map)
+            if issue := _alarm_point_issue(alarm, device, device_map):
+                report.add((*loc, *issue.loc), str(issue))
+                break
+
+
+def _plays(
+    role: Role, device: ModbusDevice | OpcUaDevice, device_map: ModbusMap | OpcUaMap
+) -> bool:
+    points = {point.id for point in device_map.points}
+    return device.protocol == role.protocol and all(p in points for p in role.points)
+
+
+def _alarm_point_issue(
+    alarm: AlarmSpec, device: ModbusDevice | OpcUaDevice, device_map: ModbusMap | OpcUaMap
+) -> FieldError | None:
+    points: dict[str, ModbusPoint | OpcUaPoint] = {p.id: p for p in device_map.points}
+    whose = f"map {device.map!r} of device {device.id!r}"
+    point = points.get(alarm.point)
+    if point is None:
+        return FieldError(
+            f"{whose} has no point {alarm.point!r}{_close(alarm.point, points)}", ("point",)
+        )
+    bits = (DataType.BOOL, DataType.BIT)
+    if alarm.kind == "discrete" and point.type not in bits:
+        return FieldError(
+            f"point {point.id!r} is of type {point.type}: a discrete alarm watches a bool",
+            ("point",),
+        )
+    if alarm.kind != "discrete" and not point.type.is_numeric:
+        hint = ": use kind: discrete" if point.type in bits else ""
+        return FieldError(
+            f"point {point.id!r} is of type {point.type}, not a number{hint}", ("point",)
+        )
+    try:
+        alarm.thresholds(point.unit)
+    except FieldError as error:
+        return error
+    if alarm.setpoint is None:
+        return None
+    setpoint = points.get(alarm.setpoint)
+    if setpoint is None:
+        return FieldError(
+            f"{whose} has no point {alarm.setpoint!r}{_close(alarm.setpoint, points)}",
+            ("setpoint",),
+        )
+    if not setpoint.type.is_numeric or setpoint.unit != point.unit:
+        return FieldError(
+            f"setpoint point {setpoint.id!r} ({setpoint.unit}) must be a number in the unit of "
+            f"point {point.id!r} ({point.unit})",
+            ("setpoint",),
+        )
+    return None
+
+
+def _close(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f": did you mean {close[0]!r}?" if close else ""

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import Field, model_validator
 
+from controller.alarms.model import Priority
 from controller.config.maps import FieldError, StrictModel
 from controller.config.units import (
     Area,
     DataSize,
+    Dimension,
     Duration,
     Energy,
     Fraction,
@@ -29,6 +31,8 @@ from controller.config.units import (
     ThermalResistance,
     Volume,
     VolumeFlow,
+    parse_quantity,
+    point_unit_factor,
 )
 
 ID_PATTERN = r"^[a-z][a-z0-9_-]*$"
@@ -414,6 +418,176 @@ class Historian(StrictModel):
     target: HistorianTarget | None = None
 
 
+# ---------------------------------------------------------------- alarms
+
+# What suppresses an alarm by design: its caisson in maintenance lockout, or a plant mode.
+Suppression = Literal["lockout", "reject", "shed", "safe", "store"]
+# Where a caisson alarm reads: the role of one of the caisson's devices.
+CAISSON_DEVICES: Final = ("skid", "compute", "heat_meter")
+# A plant alarm reads the plant's skid or heat meter, or any device by id.
+PLANT_DEVICES: Final = ("plant_skid", "heat_meter")
+_ALARM_QUANTITY: Final = re.compile(
+    r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)?\s*$"
+)
+
+
+class AlarmSpec(StrictModel):
+    """One alarm definition of the site file; a caisson alarm is raised per caisson.
+
+    Thresholds (`limit`, `deadband`) are converted to the unit of the point they watch, as its map
+    declares it, so they compare with its samples as they are. They are written as quantities in
+    the point's dimension: "72 degC" for a temperature (and a deadband or a deviation in "K"),
+    "11 L/min" or "0.66 m3/h" for a flow in L/min, "10 %" for a speed in %; a rate limit per time,
+    "2 K/min". A bare number is only for a point without a physical unit (counts, rpm; a bare rate
+    is per second), and 0 is 0 in any unit. The loader checks them against the point
+    (`thresholds`).
+    """
+
+    name: Identifier
+    scope: Literal["caisson", "plant"]
+    device: str  # caisson: skid, compute, heat_meter; plant: plant_skid, heat_meter, a device id
+    point: str  # a point id of that device's map
+    kind: Literal["hi", "hihi", "lo", "lolo", "discrete", "deviation", "rate"]
+    limit: float | str | None = None  # not for discrete
+    deadband: float | str = 0.0  # on the way back: hi, hihi, lo, lolo and deviation
+    on_delay: Annotated[Duration, Field(ge=0)] = 0.0  # the condition must hold this long
+    off_delay: Annotated[Duration, Field(ge=0)] = 0.0  # ...and be gone this long to clear
+    alarm_value: bool = True  # discrete: the value that raises the alarm
+    setpoint: str | None = None  # deviation: a point of the same device, in the same unit
+    window: Annotated[Duration, Field(gt=0)] | None = None  # rate: the span the rate is taken over
+    priority: Priority
+    latched: bool = False  # stays raised after its condition clears until acknowledged
+    message: Annotated[str, Field(min_length=1)]  # what is wrong; the alarm's id says where
+    suppressed_in: list[Suppression] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> Self:
+        kind = self.kind
+        given = self.model_fields_set
+        if kind == "discrete":
+            for name in ("limit", "deadband", "setpoint", "window"):
+                if name in given:
+                    raise FieldError(f"a discrete alarm has no {name}", (name,))
+        elif self.limit is None:
+            raise FieldError(f"a {kind} alarm needs a limit", ("limit",))
+        if "alarm_value" in given and kind != "discrete":
+            raise FieldError("alarm_value is for discrete alarms", ("alarm_value",))
+        if kind == "deviation" and self.setpoint is None:
+            raise FieldError(
+                "a deviation alarm needs a setpoint: the id of the point it deviates from",
+                ("setpoint",),
+            )
+        if kind != "deviation" and self.setpoint is not None:
+            raise FieldError("setpoint is for deviation alarms", ("setpoint",))
+        if kind == "rate" and self.window is None:
+            raise FieldError("a rate alarm needs a window, e.g. window: 1 min", ("window",))
+        if kind != "rate" and self.window is not None:
+            raise FieldError("window is for rate alarms", ("window",))
+        if kind == "rate" and "deadband" in given:
+            raise FieldError("a rate alarm has no deadband: use off_delay", ("deadband",))
+        return self
+
+    @model_validator(mode="after")
+    def _fits_scope(self) -> Self:
+        if self.scope == "caisson" and self.device not in CAISSON_DEVICES:
+            raise FieldError(
+                f"a caisson alarm reads one of the caisson's devices: write device: "
+                f"{', '.join(CAISSON_DEVICES)}, not {self.device!r}",
+                ("device",),
+            )
+        if self.scope == "plant" and "lockout" in self.suppressed_in:
+            index = self.suppressed_in.index("lockout")
+            raise FieldError(
+                "lockout suppresses caisson alarms; a plant alarm is suppressed by plant modes",
+                ("suppressed_in", index),
+            )
+        return self
+
+    def places(self, config: SiteConfig) -> list[tuple[str | None, str]]:
+        """(caisson id or None for the plant, device id) of each instance of this alarm. A caisson
+        without the device (a heat meter) has none."""
+        if self.scope == "plant":
+            device = {"plant_skid": config.plant.skid, "heat_meter": config.plant.heat_meter}
+            return [(None, device.get(self.device, self.device))]
+        places: list[tuple[str | None, str]] = []
+        for caisson in config.caissons:
+            device_id: str | None = getattr(caisson, self.device)
+            if device_id is not None:
+                places.append((caisson.id, device_id))
+        return places
+
+    def thresholds(self, unit: str) -> tuple[float, float]:
+        """(limit, deadband) in the point's `unit` (the limit of a rate alarm per second); (0, 0)
+        for a discrete alarm. FieldError names the field that does not fit the unit."""
+        if self.kind == "discrete" or self.limit is None:
+            return 0.0, 0.0
+        difference = self.kind in ("deviation", "rate")
+        limit = _in_unit(self.limit, unit, "limit", difference, per_time=self.kind == "rate")
+        deadband = _in_unit(self.deadband, unit, "deadband", difference=True, per_time=False)
+        if deadband < 0:
+            raise FieldError("the deadband must not be negative", ("deadband",))
+        if difference and limit <= 0:
+            raise FieldError(f"the limit of a {self.kind} alarm must be positive", ("limit",))
+        if self.kind == "deviation" and deadband >= limit:
+            raise FieldError("the deadband must be below the limit", ("deadband",))
+        return limit, deadband
+
+
+def _point_dimension(unit: str) -> Dimension | None:
+    """The dimension of a point's unit; None for units without one (1, count, rpm, bool)."""
+    for dimension in Dimension:
+        try:
+            parse_quantity(f"1 {unit}", dimension)
+        except ValueError:
+            continue
+        return dimension
+    return None
+
+
+def _in_unit(written: float | str, unit: str, name: str, difference: bool, per_time: bool) -> float:
+    """`written` (a threshold of the site file) in the point's `unit`; per second if `per_time`.
+    A bare number is taken in the point's unit (per second for a rate) only where that unit has
+    no dimension, or when it is 0."""
+    dimension = _point_dimension(unit)
+    own = unit
+    if difference and dimension is Dimension.TEMPERATURE:
+        dimension, own = Dimension.TEMPERATURE_DIFFERENCE, "K"
+    example = f"{own}/min" if per_time else own
+    match = _ALARM_QUANTITY.match(str(written))
+    if match is None:
+        raise FieldError(f"expected a quantity like '5 {example}', got {written!r}", (name,))
+    number, written_unit = float(match.group(1)), match.group(2)
+    if written_unit is None:
+        if number == 0 or dimension is None:
+            return number
+        raise FieldError(
+            f"the unit is missing: the point is in {unit}, write e.g. '{number:g} {example}'",
+            (name,),
+        )
+    per = 1.0
+    if per_time:
+        written_unit, _, time_unit = written_unit.rpartition("/")
+        try:
+            per = parse_quantity(f"1 {time_unit}", Dimension.DURATION)
+        except ValueError:
+            raise FieldError(
+                f"expected a rate like '{number:g} {example}', got {written!r}", (name,)
+            ) from None
+    if dimension is None:
+        if written_unit != unit:
+            raise FieldError(f"the point is in {unit}: write '{number:g} {example}'", (name,))
+        return number / per
+    try:
+        si = parse_quantity(f"{number!r} {written_unit}", dimension)
+    except ValueError:
+        raise FieldError(
+            f"the point is in {unit}: write a {dimension} like '{number:g} {example}', "
+            f"got {written!r}",
+            (name,),
+        ) from None
+    return si / point_unit_factor(unit) / per
+
+
 class SiteConfig(StrictModel):
     site: SiteInfo
     maps_dir: str = "../plc_maps"  # relative to the site file
@@ -426,6 +600,7 @@ class SiteConfig(StrictModel):
     setpoints: Setpoints = Setpoints()
     control: Control = Control()
     historian: Historian = Historian()
+    alarms: list[AlarmSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _lockout_names_caissons(self) -> Self:

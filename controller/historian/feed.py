@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from controller.alarms.journal import Journal
 from controller.config.loader import LoadedSite
 from controller.config.roles import PlantSkidPoint
 from controller.config.units import point_unit_factor
@@ -26,7 +27,7 @@ from controller.cycle import Cycle
 from controller.fieldbus.field_io import FieldIO
 from controller.fieldbus.image import PointRef, Sample
 from controller.historian.schema import ControllerFigures, DeviceHealthFigures, Event, Recorder
-from controller.historian.writer import Condition, HistorianWriter
+from controller.historian.writer import HistorianWriter
 from controller.kpi import KpiAccumulator, PlantConstants
 
 log = structlog.get_logger(__name__)
@@ -74,7 +75,11 @@ class HistorianFeed:
         self._last_kpi = float("-inf")
         self._mode: Mode | None = None
         self._plc_modes: dict[str, int | None] = {}
-        writer.on_condition = self.condition
+        self.journal: Journal | None = None  # mode changes are journaled too, once it is open
+
+    def wall_clock(self) -> datetime:
+        """UTC now, as the feed stamps the controller's lines."""
+        return self._now()
 
     def restore(self) -> None:
         """Take back the open KPI periods an earlier run left in the spool (after writer start)."""
@@ -95,7 +100,19 @@ class HistorianFeed:
         inputs = self.reader.read(snapshot)
         lines = recorder.samples(snapshot, now)
         lines += recorder.control(result.status, now, inputs)
-        lines += [recorder.event(event) for event in self._mode_events(result, now)]
+        events = self._mode_events(result, now)
+        lines += [recorder.event(event) for event in events]
+        if self.journal is not None:
+            for event in events:
+                self.journal.record(
+                    event.kind,
+                    event.at,
+                    event.source,
+                    event.name,
+                    event.message,
+                    before=event.before,
+                    after=event.after,
+                )
         if dt > 0:
             lines += recorder.kpis(self.kpis.add(now, inputs, self._fan(snapshot), dt))
         if tick - self._last_health >= self.health_every:
@@ -117,17 +134,6 @@ class HistorianFeed:
         lines += self.recorder.controller(self._controller_figures(), now)
         self.writer.submit(lines)
         self.writer.remember(KPI_STATE, json.dumps(self.kpis.state()))
-
-    def condition(self, condition: Condition, active: bool, message: str) -> None:
-        """The writer's alarms, as events (they reach the database once it takes data again)."""
-        event = Event(
-            at=self._now(),
-            kind="alarm",
-            name=str(condition),
-            message=message or f"{condition} cleared",
-            state="raised" if active else "cleared",
-        )
-        self.writer.submit([self.recorder.event(event)])
 
     def _fan(self, snapshot: Mapping[PointRef, Sample]) -> float | None:
         sample = snapshot.get(self._fan_ref)

@@ -18,7 +18,6 @@ import pytest
 from controller.config.loader import load_site
 from controller.config.site import Historian
 from controller.daemon import Daemon
-from controller.historian.writer import Condition
 from simulators.devices.plant_server import SimulatedPlant
 from simulators.lockstep import field_overrides
 from tests.grafana_queries import (
@@ -48,8 +47,9 @@ def influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxV1Server]
 async def plant_data(
     influx: InfluxV1Server, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[int, int]:
-    """The demo plant run by the daemon at ×10, its historian writing into `influx`; an alarm
-    event written the way the historian writes its own. (start, end) in epoch ms."""
+    """The demo plant run by the daemon at ×10, its historian writing into `influx`; c3's
+    compute manager gone for the second half, so that the alarm engine raises an alarm
+    (communication lost) and clears it. (start, end) in epoch ms."""
     demo = load_site(SITES / "demo.yaml")
     historian = Historian.model_validate(
         {"target": {"api": "v1", "url": influx.url, "database": DB}, "batch_age": "1 s"}
@@ -72,9 +72,10 @@ async def plant_data(
         await daemon.start()
         try:
             await asyncio.sleep(RUN_S / 2)
-            daemon.feed.condition(Condition.SPOOL_GROWING, True, "historian behind: 6 min")
+            await plant.take_down("c3-compute")  # a real fault: a compute manager goes away
             await asyncio.sleep(RUN_S / 2)
-            daemon.feed.condition(Condition.SPOOL_GROWING, False, "")
+            await plant.bring_back("c3-compute")
+            await asyncio.sleep(3)
         finally:
             await daemon.stop()
     finally:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from controller.alarms.engine import AlarmEngine
+from controller.alarms.model import AlarmId, State
 from controller.config.loader import LoadedSite, load_site
 from controller.config.site import Historian, InfluxV1Target, InfluxV2Target, SecretSource
 from controller.daemon import Daemon
@@ -215,7 +217,13 @@ async def test_a_database_outage_of_a_minute_loses_nothing_and_duplicates_nothin
             waited["cycles"] = daemon.cycle.cycles - outage_started
             influx.start()
             await until(lambda: writer.depth.points == 0, "the backlog delivered")
-            await until(lambda: Condition.UNREACHABLE not in writer.active, "alarm cleared")
+            await until(lambda: Condition.UNREACHABLE not in writer.active, "condition gone")
+            alarm = AlarmId("controller", str(Condition.UNREACHABLE))
+            assert daemon.alarms is not None
+            engine = daemon.alarms.engine
+            await until(
+                lambda: _state(engine, alarm) is State.RETURNED_UNACKNOWLEDGED, "alarm returned"
+            )
 
         with capture_logs() as logs:
             _, spy = await run_demo_daemon(site, tmp_path / "outage.spool", outage)
@@ -436,3 +444,7 @@ async def test_a_missing_database_is_refused_alarmed_and_the_data_waits_for_it(
         await until(lambda: again.depth.points == 0, "delivered")
         await again.stop()
         assert influx.count_points("not_yet", "probe") == len(lines)
+
+
+def _state(engine: AlarmEngine, alarm: AlarmId) -> State:
+    return next(s.state for s in engine.status() if s.id == alarm)

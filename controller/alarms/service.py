@@ -1,0 +1,92 @@
+"""The alarms of a site, scan by scan: the site file's alarms and the system alarms through the
+ISA-18.2 engine, every transition to the journal and, as an event, to the historian.
+
+`scan()` is pure but for the journal (a few small SQLite writes when something changes), and runs
+the same in the daemon and in in-process simulations (without a journal or controller figures).
+System alarms wait `SYSTEM_ON_DELAY` before they annunciate: a device still connecting at start,
+or a one-cycle glitch, is not an alarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+import structlog
+
+from controller.alarms import definitions
+from controller.alarms.conditions import DiscreteCondition
+from controller.alarms.engine import AlarmEngine
+from controller.alarms.journal import Journal
+from controller.alarms.model import AlarmId, Transition
+from controller.alarms.system import ControllerFigures, SystemAlarms
+from controller.config.loader import LoadedSite
+from controller.control.supervisor import ScanResult
+from controller.fieldbus.image import PointRef, Sample
+
+log = structlog.get_logger(__name__)
+
+SYSTEM_ON_DELAY = 10.0  # s
+
+
+class AlarmService:
+    def __init__(
+        self,
+        site: LoadedSite,
+        journal: Journal | None = None,
+        *,
+        on_transitions: Callable[[Sequence[Transition]], None] | None = None,
+    ) -> None:
+        """on_transitions: told each scan's transitions (the historian's events)."""
+        self.instances = definitions.instantiate(site)
+        self.system = SystemAlarms(site)
+        self.engine = AlarmEngine([i.definition for i in self.instances] + self.system.definitions)
+        self._debounce = {
+            d.id: DiscreteCondition(on_delay=SYSTEM_ON_DELAY) for d in self.system.definitions
+        }
+        self.lockout = frozenset(site.config.control.lockout)
+        self.journal = journal
+        self.on_transitions = on_transitions
+        self.transitions: list[Transition] = []  # kept only when `keep` is set (simulations)
+        self.keep = False
+        if journal is not None:
+            self.engine.restore(journal.alarm_states())
+
+    def scan(
+        self,
+        snapshot: Mapping[PointRef, Sample],
+        result: ScanResult,
+        now: datetime,
+        tick: float,
+        figures: ControllerFigures | None = None,
+    ) -> list[Transition]:
+        """One scan at `now` (UTC; `tick`: monotonic seconds for the delays)."""
+        active = definitions.evaluate(self.instances, snapshot, tick)
+        raw = self.system.conditions(snapshot, result.status, figures)
+        for alarm, condition in raw.items():
+            active[alarm] = self._debounce[alarm].evaluate(condition, tick)
+        suppressed: set[AlarmId] = definitions.suppressed(
+            self.instances, result.status.mode.value, self.lockout
+        )
+        suppressed |= self.system.suppressed()
+        transitions = self.engine.update(now, active, suppressed)
+        if transitions:
+            self._record(transitions)
+        return transitions
+
+    def _record(self, transitions: Sequence[Transition]) -> None:
+        if self.keep:
+            self.transitions.extend(transitions)
+        if self.journal is not None:
+            self.journal.record_transitions(transitions)
+        if self.on_transitions is not None:
+            self.on_transitions(transitions)
+        for t in transitions:
+            log.info(
+                "alarm",
+                alarm=str(t.alarm),
+                priority=str(t.priority),
+                before=str(t.before),
+                after=str(t.after),
+                message=t.message,
+            )
