@@ -1,0 +1,177 @@
+"""Alarm load on the control benchmark's fault days: the supervisor and the alarm engine in the
+loop of the in-process plant, one fault at a time.
+
+For each scenario: every annunciation (an alarm newly shown to the operator), the EEMUA 191
+figures (controller/alarms/metrics.py), and for each fault of the scenario the alarms raised
+during it (from its start to 10 min after its end), to check that a single fault never floods and
+that every fault raises at least one alarm naming the right caisson.
+
+    .venv/bin/python bench/alarm_load.py [--hours H] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from controller.alarms.metrics import alarm_load, is_annunciation  # noqa: E402
+from controller.alarms.model import Transition  # noqa: E402
+from controller.alarms.service import AlarmService  # noqa: E402
+from controller.control.arbiter import Write  # noqa: E402
+from controller.control.supervisor import ScanResult, Supervisor  # noqa: E402
+from controller.fieldbus.image import PointRef, Sample  # noqa: E402
+from controller.logs import configure_logging  # noqa: E402
+from simulators.closed_loop import Outage, run_closed_loop  # noqa: E402
+from simulators.run import ScenarioRun  # noqa: E402
+from simulators.scenario import load_scenario  # noqa: E402
+
+SCENARIOS = {
+    "residential-fault-day": (
+        Outage("c2-skid", 18 * 3600, 18 * 3600 + 1200),
+        Outage("c2-compute", 18 * 3600, 18 * 3600 + 1200),
+    ),
+    "demo-faults": (),
+}
+AFTER = timedelta(minutes=10)
+
+
+class AlarmedSupervisor:
+    """The supervisor, with the alarm engine told each scan (plant time as UTC)."""
+
+    def __init__(self, supervisor: Supervisor, alarms: AlarmService, start: datetime) -> None:
+        self.supervisor, self.alarms, self.start = supervisor, alarms, start
+
+    def scan(self, snapshot: Mapping[PointRef, Sample], now: float) -> ScanResult:
+        result = self.supervisor.scan(snapshot, now)
+        self.alarms.scan(snapshot, result, self.start + timedelta(seconds=now), now)
+        return result
+
+    def confirm(self, write: Write, now: float) -> None:
+        self.supervisor.confirm(write, now)
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    caisson: str
+    start: datetime
+    end: datetime
+
+
+def run(name: str, hours: float | None) -> dict[str, Any]:
+    loaded = load_scenario(ROOT / "simulators" / "scenarios" / f"{name}.yaml")
+    scenario = loaded.scenario
+    if hours is not None:
+        scenario = scenario.model_copy(update={"duration": hours * 3600})
+    start = scenario.start
+    supervisor = Supervisor(loaded.site)
+    alarms = AlarmService(loaded.site)
+    alarms.keep = True
+    refs = set(supervisor.reader.refs)
+    for instance in alarms.instances:
+        refs.add(instance.ref)
+        if instance.setpoint_ref is not None:
+            refs.add(instance.setpoint_ref)
+    scenario_run = ScenarioRun(scenario, loaded.site.config, loaded.path.parent)
+    outages = SCENARIOS[name]
+    run_closed_loop(
+        scenario_run,
+        loaded.site,
+        AlarmedSupervisor(supervisor, alarms, start),
+        sorted(refs),
+        outages=outages,
+    )
+    end = start + timedelta(seconds=scenario.duration)
+    faults = [
+        Fault(
+            e.kind,
+            getattr(e, "caisson", ""),
+            start + timedelta(seconds=e.at),
+            start + timedelta(seconds=e.at + (getattr(e, "duration", None) or 0)),
+        )
+        for e in scenario.events
+        if getattr(e, "caisson", None) and e.at < scenario.duration
+    ]
+    faults += [
+        Fault(
+            "link_lost",
+            o.device.split("-")[0],
+            start + timedelta(seconds=o.start),
+            start + timedelta(seconds=o.end),
+        )
+        for o in outages
+        if o.start < scenario.duration and o.device.endswith("-skid")
+    ]
+    return report(name, alarms.transitions, faults, start, end)
+
+
+def report(
+    name: str, transitions: list[Transition], faults: list[Fault], start: datetime, end: datetime
+) -> dict[str, Any]:
+    load = alarm_load(transitions, start, end)
+    shown = [t for t in transitions if is_annunciation(t)]
+    per_fault = []
+    for fault in sorted(faults, key=lambda f: f.start):
+        raised = [t for t in shown if fault.start <= t.at <= fault.end + AFTER]
+        names = Counter(str(t.alarm) for t in raised)
+        per_fault.append(
+            {
+                "fault": f"{fault.kind} {fault.caisson} at {fault.start:%H:%M}",
+                "alarms": len(raised),
+                "names_caisson": any(t.alarm.source == fault.caisson for t in raised),
+                "flood": len(raised) >= 10
+                and (raised[9].at - raised[0].at) <= timedelta(minutes=10),
+                "raised": dict(names),
+            }
+        )
+    return {
+        "scenario": name,
+        "annunciations": load.annunciations,
+        "per_10_min_max": load.per_10_min_max,
+        "peak_hourly": load.peak_hourly,
+        "floods": load.floods,
+        "chattering": [str(a) for a in load.chattering],
+        "priorities": {str(k): round(v, 3) for k, v in load.priorities.items()},
+        "faults": per_fault,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=None, help="shorten each scenario")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    configure_logging("warning", json_lines=False)
+    results = [run(name, args.hours) for name in SCENARIOS]
+    for result in results:
+        print(f"## {result['scenario']}")
+        print(
+            f"annunciations {result['annunciations']}, max per 10 min "
+            f"{result['per_10_min_max']}, peak hourly {result['peak_hourly']}, floods "
+            f"{result['floods']}, chattering {result['chattering']}, "
+            f"priorities {result['priorities']}"
+        )
+        print("| fault | alarms | names the caisson | flood | raised |")
+        print("|---|---|---|---|---|")
+        for f in result["faults"]:
+            raised = ", ".join(f"{k} ×{v}" if v > 1 else k for k, v in f["raised"].items())
+            print(
+                f"| {f['fault']} | {f['alarms']} | {'yes' if f['names_caisson'] else 'NO'} | "
+                f"{'YES' if f['flood'] else 'no'} | {raised} |"
+            )
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
