@@ -25,7 +25,6 @@ Other processes (`boilerctl alarms list|stats`) read the file through `JournalRe
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 from controller.alarms.metrics import ACTIVE, is_annunciation
 from controller.alarms.model import AlarmId, State, Transition
 from controller.config.loader import LoadedSite
+from controller.durable_file import FileBusyError, lock_exclusively, open_durable
 from controller.historian.assemble import state_directory
 from controller.historian.schema import Event
 
@@ -74,7 +74,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-class JournalBusyError(RuntimeError):
+class JournalBusyError(FileBusyError):
     """Another process holds the journal: a daemon of this site is already running."""
 
 
@@ -143,22 +143,12 @@ class Journal:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.retention = float(retention)
         self._clock = clock
-        self._lock = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        self._lock = lock_exclusively(path, JournalBusyError)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            raise JournalBusyError(
-                f"{path}: in use by another process (is a daemon of this site running?)"
-            ) from None
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_durable(path)
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={_VERSION}")
         except BaseException:

@@ -26,7 +26,7 @@ from controller.config.loader import ConfigError, LoadedSite, load_site
 from controller.config.site import InfluxV1Target
 from controller.config.units import Dimension, parse_quantity
 from controller.control.supervisor import CaissonStatus, PlantStatus
-from controller.historian.spool import SpoolBusyError
+from controller.durable_file import FileBusyError
 from controller.logs import configure_logging
 
 if TYPE_CHECKING:  # the simulator (numba) loads only when the demo runs: --help stays quick
@@ -96,7 +96,7 @@ def demo(
     level = ctx.find_root().params.get("log_level") or "info"
     try:
         asyncio.run(_demo(site, begin, speed, seconds, every, level))
-    except SpoolBusyError as error:
+    except FileBusyError as error:
         typer.echo(f"demo: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
 

@@ -119,8 +119,8 @@ async def _run(
     endpoints: dict[str, str],
 ) -> None:
     from controller.daemon import Daemon
+    from controller.durable_file import FileBusyError
     from controller.fieldbus.opcua_security import OpcUaSecurityError
-    from controller.historian.spool import SpoolBusyError
     from controller.historian.targets import SecretError
 
     try:
@@ -134,6 +134,6 @@ async def _run(
         loop.add_signal_handler(sig, stop.set)
     try:
         await daemon.run(stop)
-    except (OpcUaSecurityError, SpoolBusyError) as error:  # certificate files; a second daemon
+    except (OpcUaSecurityError, FileBusyError) as error:  # certificate files; a second daemon
         typer.echo(f"run: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None

@@ -15,7 +15,6 @@ processes (`boilerctl historian export`) read the file through `SpoolReader`.
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import os
 import sqlite3
@@ -24,6 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from controller.durable_file import FileBusyError, lock_exclusively, open_durable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunk (
@@ -43,7 +44,7 @@ def compress(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=1, mtime=0)
 
 
-class SpoolBusyError(RuntimeError):
+class SpoolBusyError(FileBusyError):
     """Another process holds the spool: a daemon of this site is already running."""
 
 
@@ -71,23 +72,13 @@ class Spool:
     def __init__(
         self, path: Path, limit_bytes: float, *, clock: Callable[[], float] = time.time
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # One writer per spool: a second daemon of the same site must not start (it would also
-        # fight the first one over the PLCs). The lock goes with the process, even on SIGKILL.
-        self._lock = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            raise SpoolBusyError(
-                f"{path}: in use by another process (is a daemon of this site running?)"
-            ) from None
+        # fight the first one over the PLCs).
+        self._lock = lock_exclusively(path, SpoolBusyError)
         self.limit_bytes = int(limit_bytes)
         self._clock = clock
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_durable(path)
         self._db.executescript(_SCHEMA)
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(points), 0), COALESCE(SUM(LENGTH(body)), 0)"
