@@ -44,7 +44,6 @@ class AlarmService:
         self._debounce = {
             d.id: DiscreteCondition(on_delay=SYSTEM_ON_DELAY) for d in self.system.definitions
         }
-        self.lockout = frozenset(site.config.control.lockout)
         self.journal = journal
         self.on_transitions = on_transitions
         self.transitions: list[Transition] = []  # kept only when `keep` is set (simulations)
@@ -65,10 +64,12 @@ class AlarmService:
         raw = self.system.conditions(snapshot, result.status, figures)
         for alarm, condition in raw.items():
             active[alarm] = self._debounce[alarm].evaluate(condition, tick)
+        # The supervisor's lockouts: the site file's and those an engineer set since.
+        lockout = {c.id for c in result.status.caissons if c.locked_out}
         suppressed: set[AlarmId] = definitions.suppressed(
-            self.instances, result.status.mode.value, self.lockout
+            self.instances, result.status.mode.value, lockout
         )
-        suppressed |= self.system.suppressed()
+        suppressed |= self.system.suppressed(lockout)
         transitions = self.engine.update(now, active, suppressed)
         if transitions:
             self._record(transitions)

@@ -84,7 +84,6 @@ class SystemAlarms:
                 self._source[device.id] = PLANT
                 self._label[device.id] = device.id.replace("-", "_")
         self.caissons = [c.id for c in config.caissons]
-        self.locked_out = frozenset(config.control.lockout)
         self.definitions = self._definitions()
 
     def _definitions(self) -> list[AlarmDefinition]:
@@ -180,6 +179,6 @@ class SystemAlarms:
             )
         return active
 
-    def suppressed(self) -> set[AlarmId]:
+    def suppressed(self, locked_out: Collection[str]) -> set[AlarmId]:
         """Suppressed by design: a caisson in maintenance lockout raises nothing."""
-        return {d.id for d in self.definitions if d.id.source in self.locked_out}
+        return {d.id for d in self.definitions if d.id.source in locked_out}

@@ -72,6 +72,7 @@ class CaissonStatus:
     it_power: float | None
     pump_speed: float | None  # commanded (fraction)
     cap: float | None  # commanded (W)
+    locked_out: bool = False  # maintenance lockout (site file or engineer): alarms suppressed
 
 
 @dataclass(frozen=True)
@@ -445,6 +446,7 @@ class Supervisor:
                     it_power=i.it_power,
                     pump_speed=pump.commanded if pump else None,
                     cap=cap.commanded if cap else None,
+                    locked_out=c.locked_out,
                 )
             )
         return PlantStatus(

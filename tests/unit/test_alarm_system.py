@@ -85,10 +85,9 @@ def test_the_daemon_s_figures_raise_their_alarms() -> None:
 
 
 def test_system_alarms_wait_their_delay_and_a_locked_out_caisson_raises_nothing() -> None:
-    control = SITE.config.control.model_copy(update={"lockout": ("c3",)})
-    site = replace(SITE, config=SITE.config.model_copy(update={"control": control}))
-    service = AlarmService(site)
-    result = ScanResult([], status())
+    service = AlarmService(SITE)
+    locked = replace(caisson("c3"), locked_out=True)  # the supervisor reports the lockout
+    result = ScanResult([], status(Mode.HEAT, caisson("c1"), caisson("c2"), locked))
     lost_c2 = AlarmId("c2", "skid_comm_lost")
     lost_c3 = AlarmId("c3", "skid_comm_lost")
     merged = snapshot("c2-skid") | {
