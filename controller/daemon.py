@@ -22,6 +22,16 @@ from controller.alarms.journal import Journal, journal_path, transition_event
 from controller.alarms.model import Transition
 from controller.alarms.service import AlarmService
 from controller.alarms.system import ControllerFigures
+from controller.api.endpoint import (
+    address_path,
+    ensure_token,
+    remove_address,
+    socket_path,
+    token_path,
+    write_address,
+)
+from controller.api.operations import Operations
+from controller.api.server import ApiServer, build_app
 from controller.config.loader import LoadedSite
 from controller.control.supervisor import ScanResult, Supervisor
 from controller.cycle import Cycle, field_writers
@@ -110,6 +120,9 @@ class Daemon:
         )
         self.journal: Journal | None = None
         self.alarms: AlarmService | None = None  # from start(): the journal is opened there
+        self._environ = os.environ if environ is None else environ
+        self.operations = Operations(self)
+        self.api: ApiServer | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -118,19 +131,29 @@ class Daemon:
         return self._task
 
     async def start(self) -> None:
-        """Start the field I/O and the cycle. OpcUaSecurityError: a device's certificate files
-        cannot work (the daemon must not start)."""
+        """Start the field I/O, the cycle and the local API. The daemon must not start on:
+        OpcUaSecurityError (a device's certificate files cannot work), FileBusyError (a daemon of
+        this site already runs), TokenFileError (the API's token file cannot be used),
+        ApiAddressError (the API's address cannot be bound)."""
         await self.writer.start()
         self.feed.restore()
-        self.journal = Journal(self._journal_path)  # JournalBusyError: a daemon already runs
+        try:
+            self.journal = Journal(self._journal_path)  # JournalBusyError: a daemon already runs
+        except BaseException:
+            await self.writer.stop()
+            raise
         self.alarms = AlarmService(
             site=self.site, journal=self.journal, on_transitions=self._events
         )
         self.feed.journal = self.journal
+        self.operations.restore_settings()
         self.cycle.observers.append(self._alarm_scan)
+        self.cycle.observers.append(self._overrides_ended)
         try:
+            await self._start_api()
             await self.field_io.start()
         except BaseException:
+            await self._stop_api()
             await self.writer.stop()
             self.journal.close()
             raise
@@ -145,7 +168,9 @@ class Daemon:
         )
 
     async def stop(self) -> None:
-        """Stop the cycle, then the field I/O. Safe to call twice, or after a failed start."""
+        """Stop the API, the cycle, then the field I/O. Safe to call twice, or after a failed
+        start."""
+        await self._stop_api()
         task, self._task = self._task, None
         if task is not None:
             self.cycle.stop()  # as well as the cancel, which an inner wait_for may swallow
@@ -170,6 +195,39 @@ class Daemon:
                 str(ref): count for ref, count in self.supervisor.write_counts().items()
             },
         )
+
+    async def _start_api(self) -> None:
+        config = self.site.config.api
+        token = ensure_token(token_path(self.site, self._environ))
+        server = ApiServer(
+            build_app(self.operations, token), config.host, config.port, socket_path(self.site)
+        )
+        address = await server.start()
+        self.api = server
+        write_address(address_path(self.site, self._environ), address)
+        log.info("api_listening", address=str(address))
+
+    async def _stop_api(self) -> None:
+        server, self.api = self.api, None
+        if server is not None:
+            remove_address(address_path(self.site, self._environ))
+            await server.stop()
+
+    def _overrides_ended(self, snapshot: Mapping[PointRef, Sample], result: ScanResult) -> None:
+        """Journal the operators' leases this scan ended (the point went back to automatic)."""
+        if self.journal is None:
+            return
+        at = self.feed.wall_clock()
+        for ref, override in self.supervisor.expired:
+            self.journal.record(
+                "operator",
+                at,
+                ref.device,
+                f"override {ref.point}",
+                f"{ref} override by {override.who} expired: back to automatic",
+                before=f"override by {override.who}",
+                after="automatic",
+            )
 
     def _alarm_scan(self, snapshot: Mapping[PointRef, Sample], result: ScanResult) -> None:
         assert self.alarms is not None

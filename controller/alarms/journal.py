@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS entry (
 );
 CREATE INDEX IF NOT EXISTS entry_at ON entry (at_us);
 CREATE INDEX IF NOT EXISTS entry_alarm ON entry (source, name, id) WHERE on_alarm = 1;
+CREATE TABLE IF NOT EXISTS setting (  -- what an engineer set that outlives a restart
+    key TEXT PRIMARY KEY,            -- e.g. "mode/c2", "setpoint/outlet"
+    value TEXT NOT NULL
+);
 """
 _VERSION = 1  # PRAGMA user_version of the schema above
 
@@ -199,16 +203,29 @@ class Journal:
         priority: str = "",
         user: str = "",
         reason: str = "",
+        setting: tuple[str, str | None] | None = None,
     ) -> None:
         """Store one event that is not an alarm's transition: a mode change ("mode"), a
-        configuration reload ("config"), an operator action not on an alarm ("operator")."""
+        configuration reload ("config"), an operator action not on an alarm ("operator").
+        setting: (key, value) kept for the next start in the same transaction (value None:
+        forgotten), so that the journal and what is restored never disagree."""
         if not kind:
             raise ValueError("a journal entry needs a kind")
         row = (_micros(at), kind, source, name, before, after, priority, message, user, reason, 0)
-        self._insert([(*row, None)])
+        self._insert([(*row, None)], setting)
 
-    def _insert(self, rows: Sequence[tuple[object, ...]]) -> None:
+    def settings(self) -> dict[str, str]:
+        """The settings recorded with `record(..., setting=...)`, by key."""
+        return dict(self._db.execute("SELECT key, value FROM setting").fetchall())
+
+    def _insert(
+        self, rows: Sequence[tuple[object, ...]], setting: tuple[str, str | None] | None = None
+    ) -> None:
         with self._transaction():
+            if setting is not None and setting[1] is None:
+                self._db.execute("DELETE FROM setting WHERE key = ?", (setting[0],))
+            elif setting is not None:
+                self._db.execute("INSERT OR REPLACE INTO setting VALUES (?, ?)", setting)
             self._db.executemany(
                 "INSERT INTO entry (at_us, kind, source, name, from_state, to_state, priority,"
                 " message, user_name, reason, on_alarm, shelved_until_us)"

@@ -91,3 +91,8 @@ class AlarmService:
                 after=str(t.after),
                 message=t.message,
             )
+
+    def record(self, transitions: Sequence[Transition]) -> None:
+        """Journal and publish the transitions of an operator's action (acknowledge, shelve...)."""
+        if transitions:
+            self._record(transitions)

@@ -1,7 +1,6 @@
-"""`boilerctl alarms list|stats`: the alarm journal of a site, and its alarm load (EEMUA 191).
-
-Both read the journal file only (SQLite, read-only): safe while the daemon runs. This is the
-offline view; the live alarms (list, acknowledge, shelve) go through the daemon's API.
+"""`boilerctl alarms`: the alarms now and the operator's actions on them (list, ack, shelve,
+unshelve: through the running daemon), and the journal's history and alarm load (journal, stats:
+read from the journal file, read-only, safe while the daemon runs and when it does not).
 """
 
 from __future__ import annotations
@@ -22,9 +21,25 @@ from rich.table import Table
 
 from controller.alarms.journal import JournalEntry, JournalReader, journal_path
 from controller.alarms.metrics import AlarmLoad, alarm_load, transitions_from_entries
+from controller.api import models as m
+from controller.cli import views
+from controller.cli.remote import (
+    OptionalReason,
+    ReasonOption,
+    TokenOption,
+    UserOption,
+    console,
+    daemon,
+    emit,
+    fail,
+    parse_duration,
+    user_name,
+)
+from controller.cli.remote import SiteOption as SiteOption_
 from controller.config.loader import ConfigError, load_site
 
 EXIT_ERROR = 2
+MAX_SHELVE = 86400.0  # s: a shelved alarm comes back within a day
 
 SiteOption = Annotated[
     Path | None, typer.Option("--site", help="Site file: its journal in the state directory.")
@@ -277,3 +292,70 @@ def _load_json(load: AlarmLoad) -> dict[str, Any]:
             for c in load.checks
         ],
     }
+
+
+# ---------------------------------------------------------------- live, through the daemon
+
+
+def list_live(
+    site: SiteOption_,
+    every: Annotated[bool, typer.Option("--all", help="Also the alarms in normal.")] = False,
+    token_file: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The alarms now (not normal: shown, shelved, suppressed, out of service), from the daemon."""
+    with daemon(site, token_file) as client:
+        answer = client.get("/alarms", m.Alarms, {"all": "true" if every else "false"})
+        zone = ZoneInfo(client.get("/status", m.Status).timezone)
+    emit(answer, as_json, lambda: console().print(views.alarms_table(answer, zone)))
+
+
+def acknowledge(
+    site: SiteOption_,
+    alarms: Annotated[
+        list[str], typer.Argument(help="SOURCE.NAME of each alarm, or a pattern: 'c2.*', '*'.")
+    ],
+    reason: OptionalReason = "",
+    user: UserOption = None,
+    token_file: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Acknowledge alarms (and reset latched ones whose condition has gone)."""
+    request = m.AckRequest(user=user_name(user), reason=reason, alarms=alarms)
+    _act("/alarms/ack", request, site, token_file, as_json)
+
+
+def shelve(
+    site: SiteOption_,
+    alarm: Annotated[str, typer.Argument(help="SOURCE.NAME of the alarm.")],
+    lease: Annotated[str, typer.Option("--for", help="How long: 30m, 8h (at most 1 d).")],
+    reason: ReasonOption,
+    user: UserOption = None,
+    token_file: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Hide a nuisance alarm for a while (critical alarms cannot be shelved)."""
+    seconds = parse_duration(lease, "--for")
+    if seconds > MAX_SHELVE:
+        fail(f"--for {lease}: an alarm is shelved for at most {MAX_SHELVE / 3600:g} h")
+    request = m.ShelveRequest(user=user_name(user), reason=reason, alarm=alarm, for_s=seconds)
+    _act("/alarms/shelve", request, site, token_file, as_json)
+
+
+def unshelve(
+    site: SiteOption_,
+    alarm: Annotated[str, typer.Argument(help="SOURCE.NAME of the alarm.")],
+    reason: OptionalReason = "",
+    user: UserOption = None,
+    token_file: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a shelved alarm again now."""
+    request = m.UnshelveRequest(user=user_name(user), reason=reason, alarm=alarm)
+    _act("/alarms/unshelve", request, site, token_file, as_json)
+
+
+def _act(path: str, request: m.Model, site: Path, token_file: Path | None, as_json: bool) -> None:
+    with daemon(site, token_file) as client:
+        answer = client.post(path, request, m.ActionAnswer)
+    emit(answer, as_json, lambda: typer.echo(answer.message))

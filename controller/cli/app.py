@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from controller.cli import alarms, check_config, demo, historian, run, serve, sim
+from controller.cli import alarms, check_config, demo, historian, kpi, plant, run, serve, sim
 from controller.logs import LEVELS, configure_logging
 
 app = typer.Typer(
@@ -20,8 +20,15 @@ sim_app = typer.Typer(help="The simulated plant.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
 historian_app = typer.Typer(help="The historian's spool: status and export.", no_args_is_help=True)
 app.add_typer(historian_app, name="historian")
-alarms_app = typer.Typer(help="The alarm journal: list and alarm-load stats.", no_args_is_help=True)
+alarms_app = typer.Typer(
+    help="Alarms now (list, ack, shelve: through the daemon), their journal and load.",
+    no_args_is_help=True,
+)
 app.add_typer(alarms_app, name="alarms")
+points_app = typer.Typer(
+    help="The process image's points, through the daemon.", no_args_is_help=True
+)
+app.add_typer(points_app, name="points")
 
 
 @app.callback()
@@ -42,7 +49,23 @@ sim_app.command("run")(sim.run)
 sim_app.command("serve")(serve.serve)
 historian_app.command("status")(historian.status)
 historian_app.command("export")(historian.export)
-alarms_app.command("list")(alarms.list_alarms)
+app.command("status")(plant.status)
+app.command("watch")(plant.watch)
+app.command("set")(plant.set_setpoint)
+app.command("override")(plant.override)
+app.command("release")(plant.release)
+app.command("mode")(plant.mode)
+app.command("lockout")(plant.lockout)
+app.command("unlock")(plant.unlock)
+app.command("retry")(plant.retry)
+app.command("kpi")(kpi.kpi)
+points_app.command("read")(plant.points_read)
+points_app.command("watch")(plant.points_watch)
+alarms_app.command("list")(alarms.list_live)
+alarms_app.command("ack")(alarms.acknowledge)
+alarms_app.command("shelve")(alarms.shelve)
+alarms_app.command("unshelve")(alarms.unshelve)
+alarms_app.command("journal")(alarms.list_alarms)
 alarms_app.command("stats")(alarms.stats)
 
 

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from controller.api.endpoint import ApiAddressError, TokenFileError
 from controller.config.loader import ConfigError, LoadedSite, load_site
 from controller.config.site import InfluxV1Target
 from controller.config.units import Dimension, parse_quantity
@@ -96,7 +97,7 @@ def demo(
     level = ctx.find_root().params.get("log_level") or "info"
     try:
         asyncio.run(_demo(site, begin, speed, seconds, every, level))
-    except FileBusyError as error:
+    except (FileBusyError, TokenFileError, ApiAddressError) as error:
         typer.echo(f"demo: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
 

@@ -118,6 +118,7 @@ async def _run(
     addresses: dict[str, tuple[str, int]],
     endpoints: dict[str, str],
 ) -> None:
+    from controller.api.endpoint import ApiAddressError, TokenFileError
     from controller.daemon import Daemon
     from controller.durable_file import FileBusyError
     from controller.fieldbus.opcua_security import OpcUaSecurityError
@@ -134,6 +135,7 @@ async def _run(
         loop.add_signal_handler(sig, stop.set)
     try:
         await daemon.run(stop)
-    except (OpcUaSecurityError, FileBusyError) as error:  # certificate files; a second daemon
+    # certificate files; a second daemon; the API's token or address
+    except (OpcUaSecurityError, FileBusyError, TokenFileError, ApiAddressError) as error:
         typer.echo(f"run: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None

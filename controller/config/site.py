@@ -418,6 +418,19 @@ class Historian(StrictModel):
     target: HistorianTarget | None = None
 
 
+# ---------------------------------------------------------------- local API
+
+
+class Api(StrictModel):
+    """Where the daemon serves `boilerctl`: HTTP on a loopback address, or a Unix socket. The
+    address it binds is written to `<state directory>/<site id>.api` (port 0: any free port), the
+    token to `<site id>.token` (mode 0600, made at first start)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+    socket: str | None = None  # a Unix socket instead of HTTP over TCP (relative to the site file)
+
+
 # ---------------------------------------------------------------- alarms
 
 # What suppresses an alarm by design: its caisson in maintenance lockout, or a plant mode.
@@ -600,6 +613,7 @@ class SiteConfig(StrictModel):
     setpoints: Setpoints = Setpoints()
     control: Control = Control()
     historian: Historian = Historian()
+    api: Api = Api()
     alarms: list[AlarmSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")

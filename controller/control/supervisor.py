@@ -21,7 +21,7 @@ so that a PLC never hears "alive" after a setpoint it did not get.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controller.config.loader import LoadedSite
 from controller.config.maps import ModbusPoint, OpcUaPoint
@@ -34,10 +34,22 @@ from controller.control.arbiter import Bound, Output, OutputSpec, Proposal, Sour
 from controller.control.dispatch import Candidate, DispatchState, Mode, Plan, PlantLimits, plan
 from controller.control.inputs import CaissonInputs, InputReader, Inputs
 from controller.control.interlocks import CaissonLimits, Guard, Interlock, guard
+from controller.control.operator import (
+    PLANT,
+    ControlMode,
+    check_override,
+    check_setpoint,
+    override_limits,
+)
 from controller.control.outlet_loop import LoopState, initial_state, loop_step
 from controller.fieldbus.image import PointRef, Sample
 from controller.water import VOLUMETRIC_HEAT
 
+PLANT_OUTPUTS = (
+    PlantPoint.DRY_COOLER_VALVE_CMD,
+    PlantPoint.DRY_COOLER_FAN_CMD,
+    PlantPoint.BACKUP_ENABLE,
+)
 REMOTE = 1  # plc_mode register values
 LOCAL_SAFE = 2
 REMOTE_REQUEST_EVERY = 10.0  # s between two requests for remote mode
@@ -73,6 +85,7 @@ class CaissonStatus:
     pump_speed: float | None  # commanded (fraction)
     cap: float | None  # commanded (W)
     locked_out: bool = False  # maintenance lockout (site file or engineer): alarms suppressed
+    mode: ControlMode = ControlMode.AUTO  # as an engineer set it (the site file's lockout aside)
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,7 @@ class PlantStatus:
     load: float | None
     dry_cooler: float
     caissons: tuple[CaissonStatus, ...]
+    control_mode: ControlMode = ControlMode.AUTO
 
 
 @dataclass(frozen=True)
@@ -99,7 +113,9 @@ class _Caisson:
     skid: str
     compute: str
     lease_timeout: float
-    locked_out: bool
+    site_locked: bool  # the site file's lockout: only an edit of the file lifts it
+    mode: ControlMode = ControlMode.AUTO
+    locked_out: bool = False  # this scan: site file, the caisson's or the plant's maintenance
     initialised: bool = False
     compute_initialised: bool = False  # its compute manager read (an OPC-UA session may lag)
     loop: LoopState | None = None
@@ -131,7 +147,7 @@ class Supervisor:
                 skid=c.skid,
                 compute=c.compute,
                 lease_timeout=config.caisson_type(c).plc.lease_timeout,
-                locked_out=c.id in config.control.lockout,
+                site_locked=c.id in config.control.lockout,
             )
             for i, c in enumerate(config.caissons)
         ]
@@ -146,6 +162,8 @@ class Supervisor:
         self.memory: dict[PointRef, Output] = {}
         self.dispatch = DispatchState()
         self.overrides: dict[PointRef, Override] = {}
+        self.expired: list[tuple[PointRef, Override]] = []  # the overrides the last scan ended
+        self.plant_mode = ControlMode.AUTO
         self.heartbeat: int | None = None
         self._plant_initialised = False
         self._last_now: float | None = None
@@ -203,16 +221,66 @@ class Supervisor:
         specs[backup] = self._spec(backup, boolean=True)
         return specs
 
-    # ------------------------------------------------------------------ operator leases
+    # ------------------------------------------------------------------ operator actions
 
-    def set_override(self, ref: PointRef, value: float, until: float, who: str) -> None:
-        """An operator holds `ref` at `value` (SI) until `until` (monotonic s)."""
-        if ref not in self.specs:
-            raise KeyError(f"{ref} is not a point the supervisor writes")
+    def set_override(self, ref: PointRef, value: float, until: float, who: str) -> Override | None:
+        """An operator holds `ref` at `value` (SI) until `until` (monotonic s); the later of two
+        operators wins. Returns the override it replaces. ValueError: not a point an operator
+        may override, or a value outside its limits (nothing is changed)."""
+        limits = override_limits(self.site, ref, frozenset(self.specs))
+        check_override(limits, ref, value)
+        before = self.overrides.get(ref)
         self.overrides[ref] = Override(value, until, who)
+        return before
 
-    def clear_override(self, ref: PointRef) -> None:
-        self.overrides.pop(ref, None)
+    def clear_override(self, ref: PointRef) -> Override | None:
+        """End an override at once; returns it (None: there was none)."""
+        return self.overrides.pop(ref, None)
+
+    def mode_of(self, target: str) -> ControlMode:
+        """The control mode of a caisson or of the plant; KeyError names the known targets."""
+        if target == PLANT:
+            return self.plant_mode
+        return self._caisson(target).mode
+
+    def set_mode(self, target: str, mode: ControlMode) -> ControlMode:
+        """Put a caisson or the plant in `mode`; returns the mode before. KeyError: no such
+        target; ValueError: a lockout of the site file cannot be lifted here."""
+        if target == PLANT:
+            before, self.plant_mode = self.plant_mode, mode
+            return before
+        c = self._caisson(target)
+        if c.site_locked and mode is not ControlMode.MAINTENANCE:
+            raise ValueError(
+                f"{target} is locked out by the site file {self.site.path} (control.lockout): "
+                "edit the file to return it to service"
+            )
+        before, c.mode = c.mode, mode
+        return before
+
+    def set_setpoint(self, name: str, value: float) -> float:
+        """Change a setpoint (SI) within its limits; returns the value before. ValueError: no
+        such setpoint, or outside its limits (nothing is changed)."""
+        check_setpoint(self.site, name, value)
+        if name == "outlet":
+            before = self.plant_limits.outlet_setpoint
+            self.plant_limits = replace(self.plant_limits, outlet_setpoint=value)
+        else:
+            before = self.plant_limits.tank_reserve
+            self.plant_limits = replace(self.plant_limits, tank_reserve=value)
+        return before
+
+    def setpoints(self) -> dict[str, float]:
+        """The setpoints in force (SI), by name."""
+        limits = self.plant_limits
+        return {"outlet": limits.outlet_setpoint, "tank_reserve": limits.tank_reserve}
+
+    def _caisson(self, caisson_id: str) -> _Caisson:
+        for c in self._caissons:
+            if c.id == caisson_id:
+                return c
+        known = ", ".join([c.id for c in self._caissons] + [PLANT])
+        raise KeyError(f"no caisson {caisson_id!r} (there are {known})")
 
     def write_counts(self) -> dict[PointRef, int]:
         return {ref: output.writes for ref, output in self.memory.items() if output.writes}
@@ -226,7 +294,10 @@ class Supervisor:
     def scan(self, snapshot: Mapping[PointRef, Sample], now: float) -> ScanResult:
         dt = self.period if self._last_now is None else max(now - self._last_now, 0.0)
         self._last_now = now
+        self.expired = [(r, o) for r, o in self.overrides.items() if o.expires_at <= now]
         self.overrides = {r: o for r, o in self.overrides.items() if o.expires_at > now}
+        for c in self._caissons:
+            c.locked_out = c.site_locked or ControlMode.MAINTENANCE in (c.mode, self.plant_mode)
         inputs = self.reader.read(snapshot)
         pulses: list[Write] = []
         self._initialise(inputs)
@@ -234,7 +305,10 @@ class Supervisor:
         candidates = [
             self._candidate(c, inputs.caissons[c.index], g)
             for c, g in zip(self._caissons, guards, strict=True)
-            if c.initialised and g.dispatchable and inputs.caissons[c.index].plc_mode == REMOTE
+            if c.initialised
+            and g.dispatchable
+            and inputs.caissons[c.index].plc_mode == REMOTE
+            and c.mode is not ControlMode.MANUAL
         ]
         the_plan, self.dispatch = plan(
             self.plant_limits,
@@ -252,6 +326,8 @@ class Supervisor:
                 pulses += self._remote_request(c, g, inputs.caissons[c.index], now)
         if self._plant_initialised:
             proposals += self._plant_proposals(the_plan)
+            if self.plant_mode is ControlMode.MANUAL:
+                proposals = self._frozen(proposals)
         proposals += self._operator_proposals()
         writes, self.memory = arbiter.arbitrate(self.specs, self.memory, proposals, now, dt)
         writes += self._heartbeats() + pulses
@@ -286,7 +362,7 @@ class Supervisor:
             )
             # The setpoint starts at the site's: the loop starts from the pump's speed (tracked,
             # bumpless) and the arbiter's rate limits carry the pump to where it should be.
-            c.loop = initial_state(speed, self.site.config.setpoints.outlet)
+            c.loop = initial_state(speed, self.plant_limits.outlet_setpoint)
             c.initialised = True
         if not self._plant_initialised:
             self._plant_initialised = inputs.plant.ret is not None or any(
@@ -310,7 +386,7 @@ class Supervisor:
         if inputs.available_power is not None:
             cap_max = min(cap_max, inputs.available_power)
         assert inputs.inlet is not None
-        rise = max(self.site.config.setpoints.outlet - inputs.inlet, 0.0)
+        rise = max(self.plant_limits.outlet_setpoint - inputs.inlet, 0.0)
         minimum = VOLUMETRIC_HEAT * limits.min_speed * limits.max_flow * rise / limits.heat_capture
         return Candidate(c.index, cap_max, minimum, limits.heat_capture, inputs.outlet)
 
@@ -331,6 +407,8 @@ class Supervisor:
             held = limits.safe_speed
         elif pump in self.overrides:
             held = self.overrides[pump].value
+        elif c.mode is ControlMode.MANUAL:
+            held = self._commanded(pump)
         elif not remote:
             held = inputs.pump_speed if inputs.pump_speed is not None else limits.safe_speed
         assert c.loop is not None
@@ -342,7 +420,7 @@ class Supervisor:
                 inlet=inputs.inlet,
                 it_power=inputs.it_power or 0.0,
                 speed=inputs.pump_speed,
-                target=self.site.config.setpoints.outlet,
+                target=self.plant_limits.outlet_setpoint,
                 ramp_rate=self.site.config.control.setpoint_ramp / 60.0,
                 dt=dt,
                 floor=g.pump_min,
@@ -359,6 +437,8 @@ class Supervisor:
             cap = limits.safe_cap
         elif not remote:
             cap = limits.safe_cap  # what the PLC applies until it grants remote mode
+        elif c.mode is ControlMode.MANUAL:
+            cap = self._commanded(cap_ref)
         else:
             cap = the_plan.caps.get(c.index, 0.0)
         for ref in (cap_ref, compute_ref) if c.compute_initialised else (cap_ref,):
@@ -402,6 +482,27 @@ class Supervisor:
             ),
             Proposal(PointRef(plant, PlantPoint.BACKUP_ENABLE), 1.0, Source.AUTO, reason=reason),
         ]
+
+    def _commanded(self, ref: PointRef) -> float:
+        output = self.memory.get(ref)
+        assert output is not None  # set at initialisation
+        assert output.commanded is not None
+        return output.commanded
+
+    def _frozen(self, proposals: list[Proposal]) -> list[Proposal]:
+        """The plant in manual: the automatic caps and plant outputs hold their last commanded
+        values; the pumps' loops and every interlock go on."""
+        frozen = {PointRef(self.site.config.plant.skid, p) for p in PLANT_OUTPUTS}
+        frozen |= {ref for ref in self.specs if ref.point in (Skid.IT_CAP_CMD, Compute.POWER_CAP)}
+        return [
+            self._held(p) if p.ref in frozen and p.source is Source.AUTO else p for p in proposals
+        ]
+
+    def _held(self, proposal: Proposal) -> Proposal:
+        output = self.memory.get(proposal.ref)
+        if output is None or output.commanded is None:
+            return proposal  # never commanded yet: nothing to hold
+        return replace(proposal, value=output.commanded, reason="plant manual")
 
     def _operator_proposals(self) -> Iterable[Proposal]:
         for ref, override in self.overrides.items():
@@ -447,6 +548,7 @@ class Supervisor:
                     pump_speed=pump.commanded if pump else None,
                     cap=cap.commanded if cap else None,
                     locked_out=c.locked_out,
+                    mode=c.mode,
                 )
             )
         return PlantStatus(
@@ -456,4 +558,5 @@ class Supervisor:
             load=the_plan.load,
             dry_cooler=the_plan.dry_cooler,
             caissons=tuple(caissons),
+            control_mode=self.plant_mode,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -28,11 +29,13 @@ from controller.fieldbus.field_io import FieldIO
 from controller.fieldbus.image import PointRef, Sample
 from controller.historian.schema import ControllerFigures, DeviceHealthFigures, Event, Recorder
 from controller.historian.writer import HistorianWriter
-from controller.kpi import KpiAccumulator, PlantConstants
+from controller.kpi import KpiAccumulator, Kpis, Period, PlantConstants, building_heat
+from controller.trend import MinuteTrend
 
 log = structlog.get_logger(__name__)
 
 KPI_STATE = "kpi"
+CLOSED_KPIS_KEPT = {Period.HOUR: 48, Period.DAY: 14}  # for `boilerctl kpi`
 PLC_MODES = {0: "local", 1: "remote", 2: "local_safe"}
 
 
@@ -76,6 +79,8 @@ class HistorianFeed:
         self._mode: Mode | None = None
         self._plc_modes: dict[str, int | None] = {}
         self.journal: Journal | None = None  # mode changes are journaled too, once it is open
+        self.closed_kpis = {p: deque[Kpis](maxlen=n) for p, n in CLOSED_KPIS_KEPT.items()}
+        self.trend = MinuteTrend()
 
     def wall_clock(self) -> datetime:
         """UTC now, as the feed stamps the controller's lines."""
@@ -114,7 +119,17 @@ class HistorianFeed:
                     after=event.after,
                 )
         if dt > 0:
-            lines += recorder.kpis(self.kpis.add(now, inputs, self._fan(snapshot), dt))
+            closed = self.kpis.add(now, inputs, self._fan(snapshot), dt)
+            for kpis in closed:
+                self.closed_kpis[kpis.period].append(kpis)
+            lines += recorder.kpis(closed)
+        it_powers = [c.it_power for c in inputs.caissons]
+        self.trend.add(
+            now,
+            inputs.plant.supply,
+            building_heat(inputs.plant),
+            None if None in it_powers else sum(p for p in it_powers if p is not None),
+        )
         if tick - self._last_health >= self.health_every:
             self._last_health = tick
             lines += recorder.controller(self._controller_figures(), now)

@@ -128,7 +128,7 @@ def test_stats_table(journal_file: Path) -> None:
 
 
 def test_list_newest_first(journal_file: Path) -> None:
-    result = boilerctl("alarms", "list", "--journal", str(journal_file), "--since", "36h")
+    result = boilerctl("alarms", "journal", "--journal", str(journal_file), "--since", "36h")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     shelve = next(i for i, line in enumerate(lines) if "outlet_temp_hi" in line)
@@ -141,11 +141,11 @@ def test_list_newest_first(journal_file: Path) -> None:
     assert "a11" not in result.stdout  # the burst is 2 days old
 
     # the default: the last 24 h, alarms only; --all adds the other entries
-    result = boilerctl("alarms", "list", "--journal", str(journal_file), "--json")
+    result = boilerctl("alarms", "journal", "--journal", str(journal_file), "--json")
     assert result.returncode == 0, result.stderr
     entries = json.loads(result.stdout)["entries"]
     assert [(e["kind"], e["name"]) for e in entries] == [("operator", "outlet_temp_hi")]
-    result = boilerctl("alarms", "list", "--journal", str(journal_file), "--all", "--json")
+    result = boilerctl("alarms", "journal", "--journal", str(journal_file), "--all", "--json")
     assert result.returncode == 0, result.stderr
     entries = json.loads(result.stdout)["entries"]
     assert [(e["kind"], e["name"]) for e in entries] == [
@@ -155,7 +155,7 @@ def test_list_newest_first(journal_file: Path) -> None:
     assert entries[1]["user"] == "ann"
     assert entries[1]["shelved_until"] is not None
 
-    result = boilerctl("alarms", "list", "--journal", str(journal_file), "--since", "7d", "--json")
+    result = boilerctl("alarms", "journal", "--journal", str(journal_file), "--since", "7d", "--json")
     assert len(json.loads(result.stdout)["entries"]) == 26  # 24 of the burst, leak, shelve
 
 
@@ -167,11 +167,11 @@ def test_the_site_option_finds_the_journal_and_shows_local_time(tmp_path: Path) 
     now = datetime.now(UTC)
     write_journal(path, now)
     result = boilerctl(
-        "alarms", "list", "--site", str(site), "--json", env={"STATE_DIRECTORY": str(state)}
+        "alarms", "journal", "--site", str(site), "--json", env={"STATE_DIRECTORY": str(state)}
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["journal"] == str(path)
-    result = boilerctl("alarms", "list", "--site", str(site), env={"STATE_DIRECTORY": str(state)})
+    result = boilerctl("alarms", "journal", "--site", str(site), env={"STATE_DIRECTORY": str(state)})
     assert result.returncode == 0, result.stderr
     assert loaded.config.site.timezone in result.stdout
 
@@ -201,7 +201,7 @@ def test_one_line_errors(journal_file: Path, args: list[str], message: str) -> N
 def test_a_file_that_is_not_a_journal(tmp_path: Path) -> None:
     other = tmp_path / "other.journal"
     other.write_text("not a database, just text long enough to be a file header..." * 20)
-    result = boilerctl("alarms", "list", "--journal", str(other))
+    result = boilerctl("alarms", "journal", "--journal", str(other))
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
     assert "not a readable journal" in result.stderr

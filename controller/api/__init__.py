@@ -1,0 +1,1 @@
+"""The local API the daemon serves to `boilerctl`: models, operations, server, client."""

@@ -1,0 +1,111 @@
+"""What the commands that talk to the running daemon share: options, the client, errors, parsing."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from controller.api.client import EXIT_BAD_INPUT, ApiClient, ClientError
+from controller.config.loader import ConfigError, load_site
+
+SiteOption = Annotated[
+    Path,
+    typer.Option(
+        "--site", envvar="BOILER_SITE", help="Site file of the running daemon [env BOILER_SITE]."
+    ),
+]
+TokenOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        envvar="BOILER_TOKEN_FILE",
+        help="The daemon's token file (default: <state directory>/<site id>.token).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+UserOption = Annotated[
+    str | None, typer.Option("--user", help="Who acts, for the journal (default: your login).")
+]
+ReasonOption = Annotated[
+    str, typer.Option("--reason", "-r", help="Why: kept in the journal with the change.")
+]
+OptionalReason = Annotated[str, typer.Option("--reason", "-r", help="Why, for the journal.")]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)\s*$")
+_SECONDS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_VALUE = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S*)\s*$")
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    typer.echo(f"boilerctl: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def daemon(site: Path, token_file: Path | None) -> Iterator[ApiClient]:
+    """The client of the site's daemon; any refusal becomes one line and its exit code."""
+    try:
+        loaded = load_site(site)
+    except ConfigError as error:
+        for issue in error.issues:
+            typer.echo(str(issue), err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    try:
+        yield ApiClient.for_site(loaded, os.environ, token_file)
+    except ClientError as error:
+        fail(str(error), error.code)
+
+
+def user_name(given: str | None) -> str:
+    """The engineer acting: --user, else the login behind sudo, else the login."""
+    if given is not None and given.strip():
+        return given.strip()
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds of "90s", "10m", "10min", "2h", "1d"; a bad one exits 2 in one line."""
+    match = _DURATION.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        fail(f"{option} {text}: give a positive duration with its unit: 90s, 10m, 2h, 1d")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def parse_value(text: str, what: str) -> tuple[float, str | None]:
+    """(number, unit or None) of "66", "66 degC", "80%", "on"/"off"; a bad one exits 2."""
+    lowered = text.strip().lower()
+    if lowered in ("on", "true", "yes"):
+        return 1.0, None
+    if lowered in ("off", "false", "no"):
+        return 0.0, None
+    match = _VALUE.match(text)
+    if match is None:
+        fail(f"{what} {text!r}: expected a number, optionally with its unit (66 degC, 80 %)")
+    return float(match.group(1)), match.group(2) or None
+
+
+def emit(answer: BaseModel, as_json: bool, show: Callable[[], None]) -> None:
+    """JSON for scripts, else the human view."""
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2))
+    else:
+        show()
+
+
+def console() -> Console:
+    """Rich on a terminal; a wide plain console off one (pipes, tests), so tables do not fold."""
+    return Console() if Console().is_terminal else Console(width=200, no_color=True)
+
+
+def dump(document: object) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False)

@@ -1,0 +1,151 @@
+"""How the daemon's answers look on a terminal: one function per view, used by `status`, `watch`,
+`points`, `alarms list` and the demo's live table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from controller.api import models as m
+
+__all__ = ["RenderableType", "ViewFactory"]  # and the views below
+
+ViewFactory = Callable[[], RenderableType]
+_PRIORITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+
+
+def number(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def local(at: datetime | None, zone: tzinfo) -> str:
+    return "-" if at is None else at.astimezone(zone).strftime("%d %b %H:%M:%S")
+
+
+def status_view(status: m.Status, zone: tzinfo, title: str | None = None) -> RenderableType:
+    """The site, its plant and caissons, the overrides in force and the devices not well."""
+    parts: list[RenderableType] = [caisson_table(status, zone, title)]
+    if status.overrides:
+        overrides = Table(title="Operator overrides", title_justify="left")
+        for column in ("point", "value", "by", "remaining"):
+            overrides.add_column(column)
+        for o in status.overrides:
+            overrides.add_row(o.point, f"{o.value:g} {o.unit}", o.user, _span(o.remaining_s))
+        parts.append(overrides)
+    unwell = [d for d in status.devices if d.health != "ok"]
+    devices = ", ".join(f"{d.id} {d.health}" for d in unwell) or "all answering"
+    a = status.alarms
+    parts.append(
+        Text(
+            f"devices: {devices}\nalarms: {a.annunciated} shown, {a.unacknowledged} "
+            f"unacknowledged, {a.shelved} shelved, {a.suppressed} suppressed\n"
+            f"cycles {status.cycles}, overruns {status.overruns}"
+            + (" — READ-ONLY: nothing is written" if status.read_only else "")
+        )
+    )
+    return Group(*parts)
+
+
+def caisson_table(status: m.Status, zone: tzinfo, title: str | None = None) -> Table:
+    plant = status.plant
+    setpoints = ", ".join(
+        f"{name} {value:g} {status.setpoint_units[name]}"
+        for name, value in status.setpoints.items()
+    )
+    if plant is None:
+        caption = "waiting for the first scan"
+    else:
+        caption = (
+            f"plant {plant.control_mode.value}, mode {plant.mode}, "
+            f"tank SoC {number(plant.soc_pct, '.0f')} %, load {number(plant.load_kw, '.1f')} kW, "
+            f"IT target {plant.it_target_kw:.1f} kW, dry cooler {plant.dry_cooler_pct:.0f} %"
+            f"\nsetpoints: {setpoints}"
+        )
+    table = Table(
+        title=title or f"{status.site} ({status.site_id}) at {local(status.at, zone)}",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+    )
+    for column in ("caisson", "control", "PLC mode", "interlocks"):
+        table.add_column(column)
+    for column in ("outlet °C", "inlet °C", "flow L/min", "pump %", "cap kW", "IT kW", "alarms"):
+        table.add_column(column, justify="right")
+    table.add_column("running")
+    for c in status.caissons:
+        control = c.control_mode.value
+        if c.locked_out and c.control_mode.value != "maintenance":
+            control += " (locked out)"
+        table.add_row(
+            c.id,
+            control,
+            c.plc_mode or "?",
+            ", ".join(c.interlocks) or "-",
+            number(c.outlet_degc, ".1f"),
+            number(c.inlet_degc, ".1f"),
+            number(c.flow_l_min, ".1f"),
+            number(c.pump_pct, ".0f"),
+            number(c.cap_kw, ".1f"),
+            number(c.it_power_kw, ".1f"),
+            str(c.alarms) if c.alarms else "-",
+            "yes" if c.running else "no",
+        )
+    return table
+
+
+def points_table(points: m.Points, zone: tzinfo) -> Table:
+    table = Table(title_justify="left")
+    for column in ("point", "value", "unit", "quality", "acquired", "w", "description"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for p in points.points:
+        quality = p.quality if p.reason is None else f"{p.quality} ({p.reason})"
+        table.add_row(
+            p.point,
+            "-" if p.value is None else _value(p.value),
+            p.unit,
+            quality,
+            local(p.timestamp, zone),
+            "w" if p.writable else "",
+            p.description,
+        )
+    return table
+
+
+def alarms_table(alarms: m.Alarms, zone: tzinfo) -> Table:
+    table = Table(title_justify="left")
+    for column in ("alarm", "priority", "state", "active", "since", "message"):
+        table.add_column(column)
+    for a in alarms.alarms:
+        state = a.state.replace("_", " ")
+        if a.shelved_until is not None:
+            state += f" until {local(a.shelved_until, zone)} ({a.shelve_reason})"
+        table.add_row(
+            a.alarm + (" (first out)" if a.first_out else ""),
+            Text(a.priority, style=_PRIORITY_STYLE.get(a.priority, "")),
+            state,
+            "yes" if a.active else "no",
+            local(a.since, zone),
+            a.message,
+        )
+    return table
+
+
+def _value(value: float | int | bool | str) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _span(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
