@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.table import Table
+from rich.text import Text
 
 from controller.api.endpoint import ApiAddressError, TokenFileError
+from controller.cli.views import status_view
 from controller.config.loader import ConfigError, LoadedSite, load_site
 from controller.config.site import InfluxV1Target
 from controller.config.units import Dimension, parse_quantity
@@ -210,39 +211,14 @@ class _View:
         head = f"{self.clock()} {_plant_summary(status)}"
         return " | ".join([head, *(_caisson_summary(c) for c in status.caissons)])
 
-    def table(self) -> Table:
-        cycle = self.daemon.cycle
-        status = cycle.status
+    def table(self) -> RenderableType:
+        """The same view as `boilerctl watch` (the API's status), titled with the plant's time."""
         speed = self.plant.speed or 0.0
-        table = Table(
-            title=f"{self.plant.site.config.site.name}: simulated plant ×{speed:g}, {self.clock()}",
-            title_justify="left",
-            caption=(
-                (_plant_summary(status) if status else "waiting for the first scan")
-                + f"\ncycles {cycle.cycles}, overruns {cycle.overruns}, writes {cycle.writes_sent}"
-                f", write failures {sum(cycle.write_failures.values())}. Ctrl-C to stop."
-            ),
-            caption_justify="left",
-        )
-        for column in ("caisson", "PLC mode", "interlocks"):
-            table.add_column(column)
-        for column in ("outlet °C", "inlet °C", "flow L/min", "pump %", "cap kW", "IT kW"):
-            table.add_column(column, justify="right")
-        table.add_column("running")
-        for c in status.caissons if status else ():
-            table.add_row(
-                c.id,
-                PLC_MODES.get(c.plc_mode, "?") if c.plc_mode is not None else "?",
-                ", ".join(sorted(c.interlocks)) or "-",
-                _number(c.outlet, 1, ".1f"),
-                _number(c.inlet, 1, ".1f"),
-                _number(c.flow, 60_000, ".1f"),
-                _number(c.pump_speed, 100, ".0f"),
-                _number(c.cap, 1e-3, ".1f"),
-                _number(c.it_power, 1e-3, ".1f"),
-                "yes" if c.running else "no",
-            )
-        return table
+        title = f"{self.plant.site.config.site.name}: simulated plant ×{speed:g}, {self.clock()}"
+        view = status_view(self.daemon.operations.status(), self.zone, title)
+        site = self.plant.site.path
+        hint = f"Ctrl-C to stop. In another terminal: boilerctl status --site {site}"
+        return Group(view, Text(hint))
 
     def summary(self) -> str:
         cycle, writer = self.daemon.cycle, self.daemon.writer
