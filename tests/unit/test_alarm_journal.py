@@ -350,3 +350,27 @@ def test_transitions_as_historian_events() -> None:
     )
     cleared = transition_event(transition(2, HI, State.ACKNOWLEDGED, State.NORMAL))
     assert (cleared.state, cleared.before, cleared.after) == ("cleared", "acknowledged", "normal")
+
+
+def test_settings_are_kept_with_their_entry_and_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "site.journal"
+    now = datetime.now(UTC)  # within the retention
+    journal = Journal(path)
+    journal.record(
+        "operator", now, "c2", "control_mode", "c2 maintenance",
+        before="auto", after="maintenance", user="alice", reason="pump seal",
+        setting=("mode/c2", "maintenance"),
+    )  # fmt: skip
+    journal.record(
+        "operator", now, "plant", "setpoint outlet", "outlet 66",
+        before="65", after="66", user="bob", reason="test", setting=("setpoint/outlet", "66.0"),
+    )  # fmt: skip
+    journal.record(
+        "operator", now, "c2", "control_mode", "c2 auto",
+        before="maintenance", after="auto", user="alice", reason="done", setting=("mode/c2", None),
+    )  # fmt: skip
+    journal.close()
+    reopened = Journal(path)
+    assert reopened.settings() == {"setpoint/outlet": "66.0"}  # c2's lockout was lifted
+    assert [e.user for e in reopened.entries(kind="operator")] == ["alice", "bob", "alice"]
+    reopened.close()
