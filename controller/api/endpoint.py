@@ -103,7 +103,12 @@ def read_address(path: Path) -> Address | None:
         return None  # half-written by a killed daemon: as if none
     if not isinstance(document, dict):
         return None
-    return Address(url=document.get("url"), socket=document.get("socket"))
+    url, socket = document.get("url"), document.get("socket")
+    if isinstance(socket, str) and socket:
+        return Address(socket=socket)
+    if isinstance(url, str) and url:
+        return Address(url=url)
+    return None  # not a file a daemon wrote: as if none
 
 
 def remove_address(path: Path) -> None:

@@ -6,7 +6,19 @@ from typing import Annotated
 
 import typer
 
-from controller.cli import alarms, check_config, demo, historian, kpi, plant, run, serve, sim
+from controller.cli import (
+    alarms,
+    check_config,
+    demo,
+    dump_config,
+    historian,
+    kpi,
+    maps,
+    plant,
+    run,
+    serve,
+    sim,
+)
 from controller.logs import LEVELS, configure_logging
 
 app = typer.Typer(
@@ -25,6 +37,8 @@ alarms_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(alarms_app, name="alarms")
+maps_app = typer.Typer(help="Device maps: show and validate.", no_args_is_help=True)
+app.add_typer(maps_app, name="maps")
 points_app = typer.Typer(
     help="The process image's points, through the daemon.", no_args_is_help=True
 )
@@ -59,6 +73,9 @@ app.command("lockout")(plant.lockout)
 app.command("unlock")(plant.unlock)
 app.command("retry")(plant.retry)
 app.command("kpi")(kpi.kpi)
+app.command("dump-config")(dump_config.dump_config)
+maps_app.command("show")(maps.show)
+maps_app.command("validate")(maps.validate)
 points_app.command("read")(plant.points_read)
 points_app.command("watch")(plant.points_watch)
 alarms_app.command("list")(alarms.list_live)

@@ -31,10 +31,10 @@ def check_config(
     if issues:
         raise typer.Exit(code=2)
     for path in files:
-        typer.echo(f"ok {path} ({_summary(load_file(path))})")
+        typer.echo(f"ok {path} ({summary(load_file(path))})")
 
 
-def _summary(loaded: LoadedSite | ModbusMap | OpcUaMap) -> str:
+def summary(loaded: LoadedSite | ModbusMap | OpcUaMap) -> str:
     if isinstance(loaded, LoadedSite):
         config = loaded.config
         return (

@@ -86,6 +86,10 @@ class LoadedSite:
     def device_map(self, device_id: str) -> ModbusMap | OpcUaMap:
         return self.maps[self.config.device(device_id).map]
 
+    def map_file(self, device_id: str) -> Path:
+        """The file of the device's map (KeyError for an unknown device)."""
+        return map_file(self.path, self.config, self.config.device(device_id).map)
+
 
 @dataclass(frozen=True)
 class _Schema(Generic[T]):
@@ -372,9 +376,19 @@ def _load_site(path: Path, tree: CommentedMap) -> LoadedSite:
     return LoadedSite(path, config, maps)
 
 
+def maps_directory(site_path: Path, config: SiteConfig) -> Path:
+    """The site's maps_dir, which is relative to the site file."""
+    return Path(os.path.normpath(site_path.parent / config.maps_dir))
+
+
+def map_file(site_path: Path, config: SiteConfig, map_name: str) -> Path:
+    """The file of the map a device names as `map: map_name`."""
+    return maps_directory(site_path, config) / f"{map_name}.yaml"
+
+
 def _load_device_maps(report: Report, config: SiteConfig) -> dict[str, ModbusMap | OpcUaMap]:
     """The maps the devices name, each loaded once; a broken map reports its own file's issues."""
-    maps_dir = Path(os.path.normpath(report.path.parent / config.maps_dir))
+    maps_dir = maps_directory(report.path, config)
     if not maps_dir.is_dir():
         report.add(
             ("maps_dir",), f"no directory {maps_dir} (maps_dir is relative to the site file)"
@@ -382,7 +396,7 @@ def _load_device_maps(report: Report, config: SiteConfig) -> dict[str, ModbusMap
         return {}
     loaded: dict[str, ModbusMap | OpcUaMap | None] = {}
     for index, device in enumerate(config.devices):
-        map_path = maps_dir / f"{device.map}.yaml"
+        map_path = map_file(report.path, config, device.map)
         if not map_path.is_file():
             available = ", ".join(sorted(p.stem for p in maps_dir.glob("*.yaml"))) or "none"
             report.add(

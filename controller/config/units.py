@@ -8,7 +8,7 @@ the rest of the code never guesses a unit. A bare number where a quantity is exp
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Final
 
@@ -74,6 +74,25 @@ _UNITS: Final[dict[Dimension, dict[str, float]]] = {
     },
 }
 
+# The unit each dimension's values are held in once loaded; a fraction is a bare ratio (0..1).
+SI_UNITS: Final[dict[Dimension, str]] = {
+    Dimension.POWER: "W",
+    Dimension.ENERGY: "J",
+    Dimension.TEMPERATURE: "degC",
+    Dimension.TEMPERATURE_DIFFERENCE: "K",
+    Dimension.AREA: "m2",
+    Dimension.VOLUME: "m3",
+    Dimension.VOLUME_FLOW: "m3/s",
+    Dimension.DURATION: "s",
+    Dimension.PRESSURE: "Pa",
+    Dimension.LENGTH: "m",
+    Dimension.HEAT_CAPACITY: "J/K",
+    Dimension.THERMAL_RESISTANCE: "K/W",
+    Dimension.THERMAL_CONDUCTANCE: "W/K",
+    Dimension.FRACTION: "",
+    Dimension.DATA_SIZE: "B",
+}
+
 _EXAMPLES: Final[dict[Dimension, str]] = {
     Dimension.POWER: "20 kW",
     Dimension.ENERGY: "150 kWh",
@@ -117,30 +136,36 @@ def parse_quantity(text: object, dimension: Dimension) -> float:
     return number * units[unit]
 
 
-def _quantity(dimension: Dimension) -> Callable[[object], float]:
-    def validate(value: object) -> float:
-        return parse_quantity(value, dimension)
+@dataclass(frozen=True)
+class QuantityParser:
+    """The validator of a quantity field; its `dimension` tells a reader of the model (a config
+    dump) what the SI value it holds measures."""
 
-    return validate
+    dimension: Dimension
+
+    def __call__(self, value: object) -> float:
+        return parse_quantity(value, self.dimension)
 
 
-Power = Annotated[float, BeforeValidator(_quantity(Dimension.POWER))]
-Energy = Annotated[float, BeforeValidator(_quantity(Dimension.ENERGY))]
-Temperature = Annotated[float, BeforeValidator(_quantity(Dimension.TEMPERATURE))]
-TemperatureDifference = Annotated[
-    float, BeforeValidator(_quantity(Dimension.TEMPERATURE_DIFFERENCE))
-]
-Area = Annotated[float, BeforeValidator(_quantity(Dimension.AREA))]
-Volume = Annotated[float, BeforeValidator(_quantity(Dimension.VOLUME))]
-VolumeFlow = Annotated[float, BeforeValidator(_quantity(Dimension.VOLUME_FLOW))]
-Duration = Annotated[float, BeforeValidator(_quantity(Dimension.DURATION))]
-Pressure = Annotated[float, BeforeValidator(_quantity(Dimension.PRESSURE))]
-Length = Annotated[float, BeforeValidator(_quantity(Dimension.LENGTH))]
-HeatCapacity = Annotated[float, BeforeValidator(_quantity(Dimension.HEAT_CAPACITY))]
-ThermalResistance = Annotated[float, BeforeValidator(_quantity(Dimension.THERMAL_RESISTANCE))]
-ThermalConductance = Annotated[float, BeforeValidator(_quantity(Dimension.THERMAL_CONDUCTANCE))]
-Fraction = Annotated[float, BeforeValidator(_quantity(Dimension.FRACTION))]
-DataSize = Annotated[float, BeforeValidator(_quantity(Dimension.DATA_SIZE))]  # bytes
+def _quantity(dimension: Dimension) -> BeforeValidator:
+    return BeforeValidator(QuantityParser(dimension))
+
+
+Power = Annotated[float, _quantity(Dimension.POWER)]
+Energy = Annotated[float, _quantity(Dimension.ENERGY)]
+Temperature = Annotated[float, _quantity(Dimension.TEMPERATURE)]
+TemperatureDifference = Annotated[float, _quantity(Dimension.TEMPERATURE_DIFFERENCE)]
+Area = Annotated[float, _quantity(Dimension.AREA)]
+Volume = Annotated[float, _quantity(Dimension.VOLUME)]
+VolumeFlow = Annotated[float, _quantity(Dimension.VOLUME_FLOW)]
+Duration = Annotated[float, _quantity(Dimension.DURATION)]
+Pressure = Annotated[float, _quantity(Dimension.PRESSURE)]
+Length = Annotated[float, _quantity(Dimension.LENGTH)]
+HeatCapacity = Annotated[float, _quantity(Dimension.HEAT_CAPACITY)]
+ThermalResistance = Annotated[float, _quantity(Dimension.THERMAL_RESISTANCE)]
+ThermalConductance = Annotated[float, _quantity(Dimension.THERMAL_CONDUCTANCE)]
+Fraction = Annotated[float, _quantity(Dimension.FRACTION)]
+DataSize = Annotated[float, _quantity(Dimension.DATA_SIZE)]  # bytes
 
 
 def point_unit_factor(unit: str) -> float:

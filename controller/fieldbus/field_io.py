@@ -91,5 +91,26 @@ class FieldIO:
             elif isinstance(result, BaseException):
                 raise result
 
+    def retry(self, device_id: str) -> None:
+        """Reconnect the device at once (its next poll, or its OPC-UA session task now) instead of
+        when its back-off allows, e.g. once it has been repaired; the back-off starts again from
+        its base. A Modbus device shares this with the unit ids on its host:port. Health is left
+        as it is. UnknownDeviceError (a KeyError) names the known devices."""
+        modbus = self.modbus.drivers.get(device_id)
+        if modbus is not None:
+            modbus.connection.retry()
+        elif device_id in self.opcua:
+            self.opcua[device_id].retry()
+        else:
+            known = ", ".join([*self.modbus.drivers, *self.opcua])
+            raise UnknownDeviceError(f"no device {device_id!r}; the site's devices: {known}")
+
     async def stop(self) -> None:
         await asyncio.gather(self.modbus.stop(), *(driver.stop() for driver in self.opcua.values()))
+
+
+class UnknownDeviceError(KeyError):
+    """A device id the site does not have; str() is the message (KeyError's would quote it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])

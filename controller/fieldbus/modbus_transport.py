@@ -108,6 +108,12 @@ class ModbusConnection:
         async with self._lock:
             self._drop()
 
+    def retry(self) -> None:
+        """Connect at the next request instead of when the back-off allows (the device has been
+        fixed): the back-off starts again from its base. Shared by every unit id behind it."""
+        self.backoff.reset()
+        self._next_attempt = 0.0
+
     async def _request(
         self, call: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]], function: int
     ) -> ModbusPDU:

@@ -26,7 +26,8 @@ house Backoff (jittered, capped) and DeviceHealth apply, the namespace index and
 resolved again after a server restart, and security errors are reported in words): asyncua's
 connection supervisor detects a closed socket at once and a silent server within `device.timeout`
 (its server-state probe); the driver then drops the client and counts a failure. Each failed
-connection attempt counts another, with a Backoff delay between attempts. A successful session
+connection attempt counts another, with a Backoff delay between attempts; `retry()` cuts the delay
+short and resets the back-off (the device has been fixed: try now). A successful session
 (connected, nodes resolved, subscribed) resets both. The STALE rule: while health is SUSPECT
 (fewer than `fail_after` consecutive failures) every point keeps its last good value as STALE
 (`Sample.stale()`, original timestamp); once health is FAILED every point is BAD COMM_LOST. So a
@@ -220,6 +221,7 @@ class OpcUaDriver:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._session: _Session | None = None
+        self._retry_now = asyncio.Event()  # set by retry(): the back-off delay ends at once
         self._log = log.bind(device=device.id, endpoint=device.endpoint)
 
     # ------------------------------------------------------------------ lifecycle
@@ -260,6 +262,14 @@ class OpcUaDriver:
             points=len(self._points),
             security=f"Basic256Sha256/{security.mode}" if security is not None else "None",
         )
+
+    def retry(self) -> None:
+        """Try to connect now rather than when the back-off delay ends, and start the back-off
+        again from its base. Health is left as it is: only a session makes the device ok. No
+        effect on a connected session."""
+        self.backoff.reset()
+        if self._session is None:
+            self._retry_now.set()
 
     async def stop(self) -> None:
         """Cancel and await the task, close the connection; every point becomes BAD
@@ -345,7 +355,16 @@ class OpcUaDriver:
     async def _run(self) -> None:
         while not self._stopping:
             await self._session_once()
-            await asyncio.sleep(self.backoff.next_delay())
+            await self._pause(self.backoff.next_delay())
+
+    async def _pause(self, delay: float) -> None:
+        """Wait `delay` seconds between two connection attempts, or until retry()."""
+        try:
+            async with asyncio.timeout(delay):
+                await self._retry_now.wait()
+        except TimeoutError:
+            pass
+        self._retry_now.clear()
 
     async def _session_once(self) -> None:
         """One connection: connect, resolve, subscribe, serve until lost. Its failure is counted
@@ -409,6 +428,7 @@ class OpcUaDriver:
         self.counters.connects += 1
         self.health.success()
         self.backoff.reset()
+        self._retry_now.clear()  # a retry() asked during the attempt is served
         self.last_error = None
         self._session = session
         self._log.info(
