@@ -45,13 +45,13 @@ def test_demo_off_a_terminal_prints_status_lines_to_the_end() -> None:
 
 def test_demo_on_a_terminal_shows_the_live_table() -> None:
     code, screen = on_a_terminal(
-        "--log-level", "warning", "demo", "--duration", "20", "--speed", "10"
+        "--log-level", "warning", "demo", "--duration", "20", "--speed", "10", columns=140
     )
     assert code == 0, screen
     assert "Residence Les Tilleuls (demo): simulated plant ×10" in screen
-    for header in ("PLC mode", "outlet", "flow", "pump %", "cap kW", "IT kW", "running"):
+    for header in ("control", "PLC mode", "outlet", "flow", "pump %", "cap kW", "IT kW", "running"):
         assert header in screen
-    assert re.search(r"│ c3\s+│ remote\s+│", screen)
+    assert re.search(r"│ c3\s+│ auto\s+│ remote\s+│", screen)
     assert re.search(r"mode \w+, tank SoC \d+ %", screen)
     summary = re.search(r"demo: (\d+) s of plant time", screen)
     assert summary is not None, screen

@@ -32,10 +32,10 @@ def boilerctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[s
     )
 
 
-def on_a_terminal(*args: str, timeout: float = 300) -> tuple[int, str]:
+def on_a_terminal(*args: str, timeout: float = 300, columns: int = 100) -> tuple[int, str]:
     """Run boilerctl on a pseudo-terminal (stdout and stderr); return (exit code, screen text)."""
     leader, follower = pty.openpty()
-    env = dict(os.environ, COLUMNS="100", LINES="40", TERM="xterm")
+    env = dict(os.environ, COLUMNS=str(columns), LINES="40", TERM="xterm")
     process = subprocess.Popen(
         [str(BOILERCTL), *args], stdout=follower, stderr=follower, cwd=ROOT, env=env
     )
