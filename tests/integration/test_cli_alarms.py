@@ -155,7 +155,9 @@ def test_list_newest_first(journal_file: Path) -> None:
     assert entries[1]["user"] == "ann"
     assert entries[1]["shelved_until"] is not None
 
-    result = boilerctl("alarms", "journal", "--journal", str(journal_file), "--since", "7d", "--json")
+    result = boilerctl(
+        "alarms", "journal", "--journal", str(journal_file), "--since", "7d", "--json"
+    )
     assert len(json.loads(result.stdout)["entries"]) == 26  # 24 of the burst, leak, shelve
 
 
@@ -171,7 +173,9 @@ def test_the_site_option_finds_the_journal_and_shows_local_time(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["journal"] == str(path)
-    result = boilerctl("alarms", "journal", "--site", str(site), env={"STATE_DIRECTORY": str(state)})
+    result = boilerctl(
+        "alarms", "journal", "--site", str(site), env={"STATE_DIRECTORY": str(state)}
+    )
     assert result.returncode == 0, result.stderr
     assert loaded.config.site.timezone in result.stdout
 
