@@ -38,8 +38,8 @@ from controller.alarms.metrics import ACTIVE, is_annunciation
 from controller.alarms.model import AlarmId, State, Transition
 from controller.config.loader import LoadedSite
 from controller.durable_file import FileBusyError, lock_exclusively, open_durable
-from controller.historian.assemble import state_directory
 from controller.historian.schema import Event
+from controller.state import state_directory
 
 KINDS = ("alarm", "operator", "mode", "config")  # the kinds the daemon writes
 DEFAULT_RETENTION = 400 * 86400.0  # seconds: a year back, and a margin to compare two seasons

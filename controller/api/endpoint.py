@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.config.loader import LoadedSite
-from controller.historian.assemble import state_directory
+from controller.state import state_directory
 
 
 class TokenFileError(Exception):

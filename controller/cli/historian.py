@@ -18,8 +18,8 @@ from typing import Annotated, TextIO
 import typer
 
 from controller.config.loader import ConfigError, load_site
-from controller.historian.assemble import spool_path
 from controller.historian.spool import SpoolReader
+from controller.state import spool_path
 
 EXIT_ERROR = 2
 
