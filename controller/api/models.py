@@ -192,7 +192,7 @@ class AckRequest(Operator):
 
 class ShelveRequest(Justified):
     alarm: str
-    for_s: Annotated[float, Field(gt=0)]
+    for_s: Annotated[float, Field(gt=0, le=86400)]  # a shelved alarm comes back within a day
 
 
 class UnshelveRequest(Operator):
