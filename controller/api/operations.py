@@ -293,7 +293,8 @@ class Operations:
         )
         after = f"override {request.value:g} {limits.unit} for {seconds:g} s"
         self._journal(ref.device, f"override {ref.point}", f"{ref} {after}", before, after, request)
-        return _answer(str(ref), before, after, f"{ref}: {after} (then back to automatic)")
+        message = f"{ref}: {after} (then back to automatic)"
+        return _answer(str(ref), before, after, message + self._held_by_interlocks(ref.device))
 
     def release(self, request: m.ReleaseRequest) -> m.ActionAnswer:
         ref = self._point(request.point)
@@ -443,6 +444,17 @@ class Operations:
         if point not in ids:
             raise ApiError(404, f"no point {point!r} on {device}")
         return PointRef(device, point)
+
+    def _held_by_interlocks(self, device: str) -> str:
+        """A note when the caisson of `device` has interlocks that win over an override."""
+        status = self.daemon.cycle.status
+        caissons = {c.id: c for c in self.site.config.caissons}
+        for c in status.caissons if status is not None else ():
+            configured = caissons[c.id]
+            if device in (configured.skid, configured.compute) and c.interlocks:
+                active = ", ".join(sorted(c.interlocks))
+                return f"; note: {c.id}'s interlocks ({active}) win over it while they last"
+        return ""
 
     def _commanded(self, ref: PointRef, factor: float, unit: str) -> str:
         output = self.daemon.supervisor.memory.get(ref)

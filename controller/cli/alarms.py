@@ -28,6 +28,7 @@ from controller.cli.remote import (
     ReasonOption,
     TokenOption,
     UserOption,
+    build,
     console,
     daemon,
     emit,
@@ -42,7 +43,12 @@ EXIT_ERROR = 2
 MAX_SHELVE = 86400.0  # s: a shelved alarm comes back within a day
 
 SiteOption = Annotated[
-    Path | None, typer.Option("--site", help="Site file: its journal in the state directory.")
+    Path | None,
+    typer.Option(
+        "--site",
+        envvar="BOILER_SITE",
+        help="Site file: its journal in the state directory [env BOILER_SITE].",
+    ),
 ]
 JournalOption = Annotated[Path | None, typer.Option("--journal", help="A journal file, instead.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON object, for scripts.")]
@@ -96,9 +102,9 @@ def list_alarms(
     as_json: JsonOption = False,
 ) -> None:
     """The journal's alarm transitions and operator actions on alarms, newest first."""
-    path, reader, zone = _open(site, journal, "list")
+    path, reader, zone = _open(site, journal, "journal")
     now = datetime.now(UTC)
-    start = _since(since, now, zone, "list")
+    start = _since(since, now, zone, "journal")
     with closing(reader):
         entries = reader.entries(since=start, on_alarm=None if every else True)
     entries.reverse()
@@ -321,7 +327,7 @@ def acknowledge(
     as_json: JsonOption = False,
 ) -> None:
     """Acknowledge alarms (and reset latched ones whose condition has gone)."""
-    request = m.AckRequest(user=user_name(user), reason=reason, alarms=alarms)
+    request = build(m.AckRequest, user=user_name(user), reason=reason, alarms=alarms)
     _act("/alarms/ack", request, site, token_file, as_json)
 
 
@@ -338,7 +344,9 @@ def shelve(
     seconds = parse_duration(lease, "--for")
     if seconds > MAX_SHELVE:
         fail(f"--for {lease}: an alarm is shelved for at most {MAX_SHELVE / 3600:g} h")
-    request = m.ShelveRequest(user=user_name(user), reason=reason, alarm=alarm, for_s=seconds)
+    request = build(
+        m.ShelveRequest, user=user_name(user), reason=reason, alarm=alarm, for_s=seconds
+    )
     _act("/alarms/shelve", request, site, token_file, as_json)
 
 
@@ -351,7 +359,7 @@ def unshelve(
     as_json: JsonOption = False,
 ) -> None:
     """Show a shelved alarm again now."""
-    request = m.UnshelveRequest(user=user_name(user), reason=reason, alarm=alarm)
+    request = build(m.UnshelveRequest, user=user_name(user), reason=reason, alarm=alarm)
     _act("/alarms/unshelve", request, site, token_file, as_json)
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.console import Console
 from rich.live import Live
 
 from controller.api import models as m
@@ -21,6 +22,7 @@ from controller.cli.remote import (
     SiteOption,
     TokenOption,
     UserOption,
+    build,
     console,
     daemon,
     emit,
@@ -99,8 +101,8 @@ def set_setpoint(
 ) -> None:
     """Change a setpoint, within its engineering limits (a reason is required)."""
     number, unit = parse_value(value, name)
-    request = m.SetpointRequest(
-        user=user_name(user), reason=reason, name=name, value=number, unit=unit
+    request = build(
+        m.SetpointRequest, user=user_name(user), reason=reason, name=name, value=number, unit=unit
     )
     _act("/setpoints", request, site, token_file, as_json)
 
@@ -122,8 +124,14 @@ def override(
     """
     number, unit = parse_value(value, point)
     seconds = parse_duration(lease, "--for")
-    request = m.OverrideRequest(
-        user=user_name(user), reason=reason, point=point, value=number, unit=unit, for_s=seconds
+    request = build(
+        m.OverrideRequest,
+        user=user_name(user),
+        reason=reason,
+        point=point,
+        value=number,
+        unit=unit,
+        for_s=seconds,
     )
     _act("/overrides", request, site, token_file, as_json)
 
@@ -137,7 +145,7 @@ def release(
     as_json: JsonOption = False,
 ) -> None:
     """End an override now: the point goes back to automatic."""
-    request = m.ReleaseRequest(user=user_name(user), reason=reason, point=point)
+    request = build(m.ReleaseRequest, user=user_name(user), reason=reason, point=point)
     _act("/overrides/release", request, site, token_file, as_json)
 
 
@@ -157,7 +165,9 @@ def mode(
     auto: the controllers run. manual: outputs frozen where they are, moved by overrides.
     maintenance: locked out — caps to 0, out of dispatch, alarms suppressed by design.
     """
-    request = m.ModeRequest(user=user_name(user), reason=reason, target=target, mode=new_mode)
+    request = build(
+        m.ModeRequest, user=user_name(user), reason=reason, target=target, mode=new_mode
+    )
     _act("/modes", request, site, token_file, as_json)
 
 
@@ -173,8 +183,12 @@ def lockout(
     stays locked out across daemon restarts until `unlock`."""
     if caisson == PLANT:
         fail("lockout takes a caisson; for the whole plant: boilerctl mode plant maintenance")
-    request = m.ModeRequest(
-        user=user_name(user), reason=reason, target=caisson, mode=ControlMode.MAINTENANCE
+    request = build(
+        m.ModeRequest,
+        user=user_name(user),
+        reason=reason,
+        target=caisson,
+        mode=ControlMode.MAINTENANCE,
     )
     _act("/modes", request, site, token_file, as_json)
 
@@ -190,8 +204,8 @@ def unlock(
     """Return a locked-out caisson to automatic control."""
     if caisson == PLANT:
         fail("unlock takes a caisson; for the whole plant: boilerctl mode plant auto")
-    request = m.ModeRequest(
-        user=user_name(user), reason=reason, target=caisson, mode=ControlMode.AUTO
+    request = build(
+        m.ModeRequest, user=user_name(user), reason=reason, target=caisson, mode=ControlMode.AUTO
     )
     _act("/modes", request, site, token_file, as_json)
 
@@ -205,7 +219,7 @@ def retry(
     as_json: JsonOption = False,
 ) -> None:
     """Reconnect to a device now instead of waiting out its backoff (after fixing a cable)."""
-    request = m.RetryRequest(user=user_name(user), reason=reason, device=device)
+    request = build(m.RetryRequest, user=user_name(user), reason=reason, device=device)
     _act("/devices/retry", request, site, token_file, as_json)
 
 
@@ -230,17 +244,39 @@ def _status_view(client: ApiClient) -> views.RenderableType:
 
 
 def _live(client: ApiClient, every: float, count: int | None, render: views.ViewFactory) -> None:
-    """Refresh `render()` every `every` s; a daemon that goes away ends it with its line."""
+    """Refresh `render()` every `every` s until Ctrl-C or `count` views; off a terminal each view
+    is printed in turn (a log of views). A daemon that goes away ends it with its line."""
+    out = console()
     shown = 0
-    with Live(render(), console=console(), auto_refresh=False) as live:
-        shown += 1
-        try:
+    try:
+        with (
+            Live(render(), console=out, auto_refresh=False)
+            if out.is_terminal
+            else _Printing(out, render()) as live
+        ):
+            shown += 1
             while count is None or shown < count:
                 time.sleep(every)
                 live.update(render(), refresh=True)
                 shown += 1
-        except KeyboardInterrupt:
-            return
-        except ClientError as error:
-            live.stop()
-            fail(str(error), error.code)
+    except KeyboardInterrupt:
+        return
+    except ClientError as error:
+        fail(str(error), error.code)
+
+
+class _Printing:
+    """Live's interface, printing each view: for pipes and logs."""
+
+    def __init__(self, out: Console, first: views.RenderableType) -> None:
+        self.out = out
+        out.print(first)
+
+    def __enter__(self) -> _Printing:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def update(self, view: views.RenderableType, *, refresh: bool = False) -> None:
+        self.out.print(view)

@@ -9,10 +9,10 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from controller.api.client import EXIT_BAD_INPUT, ApiClient, ClientError
@@ -41,6 +41,8 @@ ReasonOption = Annotated[
 ]
 OptionalReason = Annotated[str, typer.Option("--reason", "-r", help="Why, for the journal.")]
 
+M = TypeVar("M", bound=BaseModel)
+_OPTIONS = {"reason": "--reason", "user": "--user", "for_s": "--for"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)\s*$")
 _SECONDS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _VALUE = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S*)\s*$")
@@ -64,6 +66,17 @@ def daemon(site: Path, token_file: Path | None) -> Iterator[ApiClient]:
         yield ApiClient.for_site(loaded, os.environ, token_file)
     except ClientError as error:
         fail(str(error), error.code)
+
+
+def build(model: type[M], **fields: object) -> M:
+    """A request, or one line and exit 2 naming the option at fault (a blank --reason...)."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "request"
+        option = _OPTIONS.get(field, field)
+        fail(f"{option}: {first['msg'].lower()}")
 
 
 def user_name(given: str | None) -> str:

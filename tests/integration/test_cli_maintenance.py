@@ -519,12 +519,6 @@ async def test_a_usage_error_is_exit_2_without_a_traceback(harness: Harness) -> 
     assert h.journal() == before_journal
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the CLI builds its request models (controller/api/models.py: Justified."
-    "reason min_length=1, User max_length=64) without catching pydantic's ValidationError, so a "
-    "blank --reason or a --user over 64 characters ends in a traceback and exit 1",
-)
 async def test_a_blank_reason_or_an_overlong_user_is_one_line_too(harness: Harness) -> None:
     h = harness
     before_journal = h.journal()
