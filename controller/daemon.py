@@ -10,6 +10,7 @@ last, the historian spools what it holds and sends what it can in a moment.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,16 @@ from controller.historian.writer import HistorianWriter
 from controller.systemd import Notifier
 
 log = structlog.get_logger(__name__)
+
+CONFIG_KEY = "config/digest"
+
+
+def configuration_digest(files: Sequence[Path]) -> str:
+    """sha256 of the site file and its maps, each with its name: a change of any shows."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.name).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,7 @@ class Daemon:
             site=self.site, journal=self.journal, on_transitions=self._events
         )
         self.feed.journal = self.journal
+        self._journal_configuration()
         self.operations.restore_settings()
         self.cycle.observers.append(self._alarm_scan)
         self.cycle.observers.append(self._overrides_ended)
@@ -194,6 +206,26 @@ class Daemon:
             writes_per_register={
                 str(ref): count for ref, count in self.supervisor.write_counts().items()
             },
+        )
+
+    def _journal_configuration(self) -> None:
+        """A "config" entry at each start: the files' fingerprint, and whether they changed since
+        the last start (a restart is how this daemon reloads its configuration)."""
+        assert self.journal is not None
+        maps = sorted({self.site.map_file(d.id) for d in self.site.config.devices})
+        files = [self.site.path, *maps]
+        digest = configuration_digest(files)
+        before = self.journal.settings().get(CONFIG_KEY, "")
+        change = "first start" if not before else "unchanged" if before == digest else "changed"
+        self.journal.record(
+            "config",
+            self.feed.wall_clock(),
+            "controller",
+            "configuration",
+            f"configuration loaded from {self.site.path} ({change} since the last start)",
+            before=before,
+            after=digest,
+            setting=(CONFIG_KEY, digest),
         )
 
     async def _start_api(self) -> None:

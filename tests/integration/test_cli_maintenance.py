@@ -713,3 +713,8 @@ async def test_settings_survive_a_restart_and_a_stopped_daemon_is_gone(harness: 
     log = h.log.read_text()
     assert log.count('"setting_restored"') >= 4  # mode/c3 and setpoint/outlet, twice
     assert "setting_not_restored" not in log
+    # each start journals the configuration it loaded: the same files, so "unchanged"
+    starts = h.journal("config")
+    assert len(starts) >= 3
+    assert "unchanged since the last start" in starts[-1].message
+    assert starts[-1].before == starts[-1].after != ""

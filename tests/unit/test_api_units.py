@@ -41,6 +41,7 @@ from controller.api.operations import ApiError, Operations
 from controller.api.server import OPENAPI, PREFIX, ROUTES, ApiServer, build_app, openapi_document
 from controller.config.loader import LoadedSite, load_site
 from controller.control.operator import ControlMode
+from controller.daemon import configuration_digest
 from controller.trend import Minute, MinuteTrend
 from tests.plant_helpers import SITES
 
@@ -495,3 +496,13 @@ def test_the_client_finds_the_daemon_from_the_state_directory(
     other = tmp_path / "elsewhere.token"
     other.write_text("other\n")
     assert ApiClient.for_site(demo_site, environ, token_file=other).token == "other"
+
+
+def test_the_configuration_digest_changes_with_any_file(tmp_path: Path) -> None:
+    site, device_map = tmp_path / "site.yaml", tmp_path / "skid.yaml"
+    site.write_text("site: a\n")
+    device_map.write_text("points: []\n")
+    first = configuration_digest([site, device_map])
+    assert configuration_digest([site, device_map]) == first
+    device_map.write_text("points: [x]\n")
+    assert configuration_digest([site, device_map]) != first
