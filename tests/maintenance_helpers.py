@@ -25,6 +25,7 @@ from controller.alarms.journal import JournalEntry, JournalReader, journal_path
 from controller.api.endpoint import address_path, read_address, token_path
 from controller.config.loader import LoadedSite, load_site
 from simulators.devices.plant_server import SimulatedPlant
+from tests.integration.test_daemon import override_args
 from tests.plant_helpers import ROOT, SITES
 
 BOILERCTL = Path(sys.executable).with_name("boilerctl")
@@ -135,17 +136,6 @@ async def gather_limited(coroutines: Iterable[Coroutine[Any, Any, T]], limit: in
             return await coroutine
 
     return list(await asyncio.gather(*(gated(c) for c in coroutines)))
-
-
-def override_args(plant: SimulatedPlant) -> list[str]:
-    """`boilerctl run` options reaching the simulated devices on their ephemeral ports."""
-    args: list[str] = []
-    for row in plant.listing():
-        if row.protocol == "opc-ua":
-            args += ["--endpoint", f"{row.device}={row.endpoint}"]
-        else:
-            args += ["--address", f"{row.device}={row.host}:{row.port}"]
-    return args
 
 
 def caisson(status: Mapping[str, Any], caisson_id: str) -> dict[str, Any]:

@@ -9,12 +9,14 @@ the next start, so a caisson locked out for maintenance stays locked out across 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import structlog
 
-from controller.alarms.model import AlarmId, State
+from controller.alarms.model import AlarmId, State, Transition
 from controller.alarms.service import AlarmService
 from controller.api import models as m
 from controller.config.site import ModbusDevice
@@ -199,10 +201,7 @@ class Operations:
                 if len(request.alarms) == 1 and not any(ch in request.alarms[0] for ch in "*?["):
                     raise ApiError(409, str(error)) from None
         service.record(transitions)
-        changes = [
-            m.Change(target=str(t.alarm), before=t.before.value, after=t.after.value)
-            for t in transitions
-        ]
+        changes = _alarm_changes(transitions)
         return m.ActionAnswer(
             changes=changes,
             message=f"{len(changes)} alarm(s) acknowledged"
@@ -221,10 +220,7 @@ class Operations:
             raise ApiError(409, str(error)) from None
         service.record(transitions)
         return m.ActionAnswer(
-            changes=[
-                m.Change(target=str(t.alarm), before=t.before.value, after=t.after.value)
-                for t in transitions
-            ],
+            changes=_alarm_changes(transitions),
             message=f"{alarm} shelved until {until.isoformat(timespec='seconds')}",
         )
 
@@ -239,10 +235,7 @@ class Operations:
             raise ApiError(409, str(error)) from None
         service.record(transitions)
         return m.ActionAnswer(
-            changes=[
-                m.Change(target=str(t.alarm), before=t.before.value, after=t.after.value)
-                for t in transitions
-            ],
+            changes=_alarm_changes(transitions),
             message=f"{alarm} unshelved",
         )
 
@@ -541,6 +534,13 @@ class Operations:
         )
 
 
+def _alarm_changes(transitions: Sequence[Transition]) -> list[m.Change]:
+    return [
+        m.Change(target=str(t.alarm), before=t.before.value, after=t.after.value)
+        for t in transitions
+    ]
+
+
 def _check_unit(given: str | None, unit: str, what: str) -> None:
     aliases = {"degC": {"degC", "°C", "C"}, "%": {"%", "pct"}}
     if given is not None and given not in aliases.get(unit, {unit}):
@@ -554,21 +554,4 @@ def _answer(target: str, before: str, after: str, message: str) -> m.ActionAnswe
 
 
 def _kpi_view(k: Kpis, *, closed: bool) -> m.KpiView:
-    return m.KpiView(
-        period=k.period.value,
-        start=k.start,
-        closed=closed,
-        heat_delivered_kwh=k.heat_delivered_kwh,
-        heat_reused_kwh=k.heat_reused_kwh,
-        heat_dumped_kwh=k.heat_dumped_kwh,
-        backup_heat_kwh=k.backup_heat_kwh,
-        it_energy_kwh=k.it_energy_kwh,
-        pump_energy_kwh=k.pump_energy_kwh,
-        fan_energy_kwh=k.fan_energy_kwh,
-        erf=k.erf,
-        pue=k.pue,
-        ere=k.ere,
-        running_h=k.running_h,
-        in_band_share=k.in_band_share,
-        coverage=k.coverage,
-    )
+    return m.KpiView.model_validate({**asdict(k), "period": k.period.value, "closed": closed})

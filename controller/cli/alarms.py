@@ -28,6 +28,7 @@ from controller.cli.remote import (
     ReasonOption,
     TokenOption,
     UserOption,
+    act,
     build,
     console,
     daemon,
@@ -328,7 +329,7 @@ def acknowledge(
 ) -> None:
     """Acknowledge alarms (and reset latched ones whose condition has gone)."""
     request = build(m.AckRequest, user=user_name(user), reason=reason, alarms=alarms)
-    _act("/alarms/ack", request, site, token_file, as_json)
+    act("/alarms/ack", request, site, token_file, as_json)
 
 
 def shelve(
@@ -347,7 +348,7 @@ def shelve(
     request = build(
         m.ShelveRequest, user=user_name(user), reason=reason, alarm=alarm, for_s=seconds
     )
-    _act("/alarms/shelve", request, site, token_file, as_json)
+    act("/alarms/shelve", request, site, token_file, as_json)
 
 
 def unshelve(
@@ -360,10 +361,4 @@ def unshelve(
 ) -> None:
     """Show a shelved alarm again now."""
     request = build(m.UnshelveRequest, user=user_name(user), reason=reason, alarm=alarm)
-    _act("/alarms/unshelve", request, site, token_file, as_json)
-
-
-def _act(path: str, request: m.Model, site: Path, token_file: Path | None, as_json: bool) -> None:
-    with daemon(site, token_file) as client:
-        answer = client.post(path, request, m.ActionAnswer)
-    emit(answer, as_json, lambda: typer.echo(answer.message))
+    act("/alarms/unshelve", request, site, token_file, as_json)

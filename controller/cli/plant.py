@@ -22,6 +22,7 @@ from controller.cli.remote import (
     SiteOption,
     TokenOption,
     UserOption,
+    act,
     build,
     console,
     daemon,
@@ -104,7 +105,7 @@ def set_setpoint(
     request = build(
         m.SetpointRequest, user=user_name(user), reason=reason, name=name, value=number, unit=unit
     )
-    _act("/setpoints", request, site, token_file, as_json)
+    act("/setpoints", request, site, token_file, as_json)
 
 
 def override(
@@ -133,7 +134,7 @@ def override(
         unit=unit,
         for_s=seconds,
     )
-    _act("/overrides", request, site, token_file, as_json)
+    act("/overrides", request, site, token_file, as_json)
 
 
 def release(
@@ -146,7 +147,7 @@ def release(
 ) -> None:
     """End an override now: the point goes back to automatic."""
     request = build(m.ReleaseRequest, user=user_name(user), reason=reason, point=point)
-    _act("/overrides/release", request, site, token_file, as_json)
+    act("/overrides/release", request, site, token_file, as_json)
 
 
 def mode(
@@ -168,7 +169,7 @@ def mode(
     request = build(
         m.ModeRequest, user=user_name(user), reason=reason, target=target, mode=new_mode
     )
-    _act("/modes", request, site, token_file, as_json)
+    act("/modes", request, site, token_file, as_json)
 
 
 def lockout(
@@ -190,7 +191,7 @@ def lockout(
         target=caisson,
         mode=ControlMode.MAINTENANCE,
     )
-    _act("/modes", request, site, token_file, as_json)
+    act("/modes", request, site, token_file, as_json)
 
 
 def unlock(
@@ -207,7 +208,7 @@ def unlock(
     request = build(
         m.ModeRequest, user=user_name(user), reason=reason, target=caisson, mode=ControlMode.AUTO
     )
-    _act("/modes", request, site, token_file, as_json)
+    act("/modes", request, site, token_file, as_json)
 
 
 def retry(
@@ -220,18 +221,10 @@ def retry(
 ) -> None:
     """Reconnect to a device now instead of waiting out its backoff (after fixing a cable)."""
     request = build(m.RetryRequest, user=user_name(user), reason=reason, device=device)
-    _act("/devices/retry", request, site, token_file, as_json)
+    act("/devices/retry", request, site, token_file, as_json)
 
 
 # ---------------------------------------------------------------- shared
-
-
-def _act(
-    path: str, request: m.Model, site: SiteOption, token_file: TokenOption, as_json: bool
-) -> None:
-    with daemon(site, token_file) as client:
-        answer = client.post(path, request, m.ActionAnswer)
-    emit(answer, as_json, lambda: typer.echo(answer.message))
 
 
 def _zone(status: m.Status) -> ZoneInfo:

@@ -15,6 +15,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
+from controller.api import models as m
 from controller.api.client import EXIT_BAD_INPUT, ApiClient, ClientError
 from controller.config.loader import ConfigError, load_site
 
@@ -77,6 +78,13 @@ def build(model: type[M], **fields: object) -> M:
         field = str(first["loc"][0]) if first["loc"] else "request"
         option = _OPTIONS.get(field, field)
         fail(f"{option}: {first['msg'].lower()}")
+
+
+def act(path: str, request: BaseModel, site: Path, token_file: Path | None, as_json: bool) -> None:
+    """Send an action to the daemon; print what it did (its message, or the JSON answer)."""
+    with daemon(site, token_file) as client:
+        answer = client.post(path, request, m.ActionAnswer)
+    emit(answer, as_json, lambda: typer.echo(answer.message))
 
 
 def user_name(given: str | None) -> str:
