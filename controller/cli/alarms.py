@@ -48,7 +48,7 @@ SiteOption = Annotated[
     typer.Option(
         "--site",
         envvar="BOILER_SITE",
-        help="Site file: its journal in the state directory [env BOILER_SITE].",
+        help="Site file: its journal in the state directory.",
     ),
 ]
 JournalOption = Annotated[Path | None, typer.Option("--journal", help="A journal file, instead.")]

@@ -46,7 +46,7 @@ Quantity = Callable[[float, Dimension], Any]
 def dump_config(
     site: Annotated[
         Path,
-        typer.Option("--site", envvar="BOILER_SITE", help="The site file [env BOILER_SITE]."),
+        typer.Option("--site", envvar="BOILER_SITE", help="The site file."),
     ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON document (SI numbers), for scripts.")

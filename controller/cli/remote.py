@@ -21,9 +21,7 @@ from controller.config.loader import ConfigError, load_site
 
 SiteOption = Annotated[
     Path,
-    typer.Option(
-        "--site", envvar="BOILER_SITE", help="Site file of the running daemon [env BOILER_SITE]."
-    ),
+    typer.Option("--site", envvar="BOILER_SITE", help="Site file of the running daemon."),
 ]
 TokenOption = Annotated[
     Path | None,
