@@ -1,5 +1,6 @@
-"""The alarms of a site, scan by scan: the site file's alarms and the system alarms through the
-ISA-18.2 engine, every transition to the journal and, as an event, to the historian.
+"""The alarms of a site, scan by scan: the site file's alarms, the system alarms and the sensor
+plausibility alarms (sensor_checks.py) through the ISA-18.2 engine, every transition to the
+journal and, as an event, to the historian.
 
 `scan()` is pure but for the journal (a few small SQLite writes when something changes), and runs
 the same in the daemon and in in-process simulations (without a journal or controller figures).
@@ -19,6 +20,7 @@ from controller.alarms.conditions import DiscreteCondition
 from controller.alarms.engine import AlarmEngine
 from controller.alarms.journal import Journal
 from controller.alarms.model import AlarmId, Transition
+from controller.alarms.sensor_checks import SensorChecks
 from controller.alarms.system import ControllerFigures, SystemAlarms
 from controller.config.loader import LoadedSite
 from controller.control.supervisor import ScanResult
@@ -40,7 +42,12 @@ class AlarmService:
         """on_transitions: told each scan's transitions (the historian's events)."""
         self.instances = definitions.instantiate(site)
         self.system = SystemAlarms(site)
-        self.engine = AlarmEngine([i.definition for i in self.instances] + self.system.definitions)
+        self.sensors = SensorChecks(site)
+        self.engine = AlarmEngine(
+            [i.definition for i in self.instances]
+            + self.system.definitions
+            + self.sensors.definitions
+        )
         self._debounce = {
             d.id: DiscreteCondition(on_delay=SYSTEM_ON_DELAY) for d in self.system.definitions
         }
@@ -64,12 +71,14 @@ class AlarmService:
         raw = self.system.conditions(snapshot, result.status, figures)
         for alarm, condition in raw.items():
             active[alarm] = self._debounce[alarm].evaluate(condition, tick)
+        active |= self.sensors.conditions(snapshot, tick)  # their own delays, minutes long
         # The supervisor's lockouts: the site file's and those an engineer set since.
         lockout = {c.id for c in result.status.caissons if c.locked_out}
         suppressed: set[AlarmId] = definitions.suppressed(
             self.instances, result.status.mode.value, lockout
         )
         suppressed |= self.system.suppressed(lockout)
+        suppressed |= self.sensors.suppressed(lockout)
         transitions = self.engine.update(now, active, suppressed)
         if transitions:
             self._record(transitions)

@@ -444,6 +444,22 @@ _ALARM_QUANTITY: Final = re.compile(
 )
 
 
+# The names of the alarms the controller raises itself (controller/alarms/system.py and
+# sensor_checks.py; a test keeps the two in step): a site alarm of such a name would clash.
+CONTROLLER_ALARM_SUFFIXES: Final = ("_comm_lost", "_write_failed", "_sensor_stuck")
+CONTROLLER_ALARM_NAMES: Final = frozenset(
+    {"inputs_stale", "interlock_active", "sensor_mismatch", "cycle_overrun", "flash_write_budget"}
+)
+
+
+def is_controller_alarm_name(name: str) -> bool:
+    return (
+        name in CONTROLLER_ALARM_NAMES
+        or name.endswith(CONTROLLER_ALARM_SUFFIXES)
+        or name.startswith("historian_")
+    )
+
+
 class AlarmSpec(StrictModel):
     """One alarm definition of the site file; a caisson alarm is raised per caisson.
 
@@ -475,6 +491,13 @@ class AlarmSpec(StrictModel):
 
     @model_validator(mode="after")
     def _fits_kind(self) -> Self:
+        if is_controller_alarm_name(self.name):
+            raise FieldError(
+                f"{self.name!r} is the name of an alarm the controller raises itself "
+                "(names ending in _comm_lost, _write_failed, _sensor_stuck, or inputs_stale, "
+                "interlock_active, sensor_mismatch...): choose another",
+                ("name",),
+            )
         kind = self.kind
         given = self.model_fields_set
         if kind == "discrete":

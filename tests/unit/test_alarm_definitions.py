@@ -11,7 +11,10 @@ import pytest
 from controller.alarms.conditions import DeviationCondition, LimitCondition, RateCondition
 from controller.alarms.definitions import AlarmInstance, evaluate, instantiate, suppressed
 from controller.alarms.model import AlarmId, Kind, Priority
+from controller.alarms.sensor_checks import SensorChecks
+from controller.alarms.system import SystemAlarms
 from controller.config.loader import ConfigIssue, check_files, load_site
+from controller.config.site import is_controller_alarm_name
 from controller.fieldbus.image import PointRef, Reason, Sample
 from tests.plant_helpers import SITES, site_copy
 
@@ -420,3 +423,25 @@ def test_suppression_by_design() -> None:
     assert {a.source for a in in_lockout} == {"c2"}
     safe = suppressed(instances, "safe", ())
     assert safe == {AlarmId(c, "pump_speed_deviation") for c in ("c1", "c2", "c3")}
+
+
+# ---------------------------------------------------------------- the controller's own names
+
+
+def test_a_site_alarm_cannot_take_the_name_of_a_controller_alarm(tmp_path: Path) -> None:
+    site = with_alarms(tmp_path, FLOW_LO.format(limit="11 L/min", deadband="1 L/min"))
+    site.write_text(site.read_text().replace("name: flow_lo", "name: skid_comm_lost"))
+    issue = only_issue(site)
+    assert issue.line == line_of(site, "name: skid_comm_lost")
+    assert "the controller raises itself" in issue.message
+
+
+def test_every_controller_alarm_name_is_reserved_from_site_files() -> None:
+    """The site-file rule and the controller's alarms are kept in step: a new system or sensor
+    alarm whose name the rule does not reserve fails here."""
+    site = load_site(SITES / "demo.yaml")
+    names = {d.id.name for d in SystemAlarms(site).definitions}
+    names |= {d.id.name for d in SensorChecks(site).definitions}
+    assert names  # the demo site has both kinds
+    assert [n for n in sorted(names) if not is_controller_alarm_name(n)] == []
+    assert not any(is_controller_alarm_name(alarm.name) for alarm in demo_instances())
