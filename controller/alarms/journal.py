@@ -137,7 +137,25 @@ def transition_event(transition: Transition) -> Event:
     )
 
 
-class Journal:
+class _Entries:
+    """What the writer and a reader both read."""
+
+    _db: sqlite3.Connection
+
+    def entries(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+        *,
+        on_alarm: bool | None = None,
+    ) -> list[JournalEntry]:
+        """See `select_entries`."""
+        return select_entries(self._db, since, until, kind, limit, on_alarm=on_alarm)
+
+
+class Journal(_Entries):
     """The daemon's writer. Not for two threads at once."""
 
     def __init__(
@@ -262,18 +280,6 @@ class Journal:
 
     # ------------------------------------------------------------------ reading
 
-    def entries(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        kind: str | None = None,
-        limit: int | None = None,
-        *,
-        on_alarm: bool | None = None,
-    ) -> list[JournalEntry]:
-        """See `select_entries`."""
-        return select_entries(self._db, since, until, kind, limit, on_alarm=on_alarm)
-
     def alarm_states(self) -> dict[AlarmId, tuple[State, datetime | None, str]]:
         """Each journaled alarm's last state, for the engine's restore after a restart: (state,
         the shelve's expiry and the shelve's reason when SHELVED, else None and "")."""
@@ -298,7 +304,7 @@ class Journal:
         return states
 
 
-class JournalReader:
+class JournalReader(_Entries):
     """Read-only access to a journal file from another process (the CLI while the daemon runs)."""
 
     def __init__(self, path: Path) -> None:
@@ -314,18 +320,6 @@ class JournalReader:
 
     def close(self) -> None:
         self._db.close()
-
-    def entries(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        kind: str | None = None,
-        limit: int | None = None,
-        *,
-        on_alarm: bool | None = None,
-    ) -> list[JournalEntry]:
-        """See `select_entries`."""
-        return select_entries(self._db, since, until, kind, limit, on_alarm=on_alarm)
 
 
 def select_entries(

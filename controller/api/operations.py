@@ -178,7 +178,7 @@ class Operations:
         statuses = {s.id: s for s in service.engine.status()}
         chosen: list[AlarmId] = []
         for pattern in request.alarms:
-            if any(ch in pattern for ch in "*?["):
+            if _is_pattern(pattern):
                 chosen += [
                     a
                     for a, s in statuses.items()
@@ -198,7 +198,7 @@ class Operations:
             try:
                 transitions += service.engine.acknowledge(alarm, now, request.user, request.reason)
             except ValueError as error:  # a latched alarm still active: reset refused
-                if len(request.alarms) == 1 and not any(ch in request.alarms[0] for ch in "*?["):
+                if len(request.alarms) == 1 and not _is_pattern(request.alarms[0]):
                     raise ApiError(409, str(error)) from None
         service.record(transitions)
         changes = _alarm_changes(transitions)
@@ -295,9 +295,8 @@ class Operations:
         previous = supervisor.clear_override(ref)
         if previous is None:
             raise ApiError(409, f"{ref} has no override to release")
-        factor = point_unit_factor(self.site.device_map(ref.device).point(ref.point).unit)
         unit = self.site.device_map(ref.device).point(ref.point).unit
-        before = f"override {previous.value / factor:g} {unit} by {previous.who}"
+        before = f"override {previous.value / point_unit_factor(unit):g} {unit} by {previous.who}"
         self._journal(
             ref.device, f"override {ref.point}", f"{ref} released", before, "automatic", request
         )
@@ -493,13 +492,10 @@ class Operations:
 
     def _devices(self) -> list[m.DeviceView]:
         failures = self.daemon.cycle.write_failures
+        health = self.daemon.field_io.health()
         views = []
         for device in self.site.config.devices:
-            driver_health = (
-                self.daemon.field_io.modbus.drivers[device.id].health
-                if isinstance(device, ModbusDevice)
-                else self.daemon.field_io.opcua[device.id].health
-            )
+            driver_health = health[device.id]
             views.append(
                 m.DeviceView(
                     id=device.id,
@@ -532,6 +528,10 @@ class Operations:
             suppressed=states.count(State.SUPPRESSED),
             out_of_service=states.count(State.OUT_OF_SERVICE),
         )
+
+
+def _is_pattern(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
 
 
 def _alarm_changes(transitions: Sequence[Transition]) -> list[m.Change]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -23,6 +22,7 @@ from controller.alarms.journal import JournalEntry, JournalReader, journal_path
 from controller.alarms.metrics import AlarmLoad, alarm_load, transitions_from_entries
 from controller.api import models as m
 from controller.cli import views
+from controller.cli.common import load_site_or_exit, span_seconds
 from controller.cli.remote import (
     OptionalReason,
     ReasonOption,
@@ -38,7 +38,6 @@ from controller.cli.remote import (
     user_name,
 )
 from controller.cli.remote import SiteOption as SiteOption_
-from controller.config.loader import ConfigError, load_site
 
 EXIT_ERROR = 2
 MAX_SHELVE = 86400.0  # s: a shelved alarm comes back within a day
@@ -54,8 +53,6 @@ SiteOption = Annotated[
 JournalOption = Annotated[Path | None, typer.Option("--journal", help="A journal file, instead.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print a JSON object, for scripts.")]
 
-_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|m|h|d|w)\s*$")
 _MARKS = {True: "[green]✓[/]", False: "[red]✗[/]", None: ""}
 _SHORT_STATES = {
     "unacknowledged": "unack",
@@ -68,9 +65,9 @@ _SHORT_STATES = {
 def parse_since(text: str, now: datetime, zone: tzinfo) -> datetime:
     """`--since`: a duration back from `now` (90s, 30m, 24h, 7d, 2w) or a date or time (ISO 8601,
     in `zone` unless it says its offset). ValueError for anything else."""
-    match = _DURATION.match(text)
-    if match:
-        span = timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    seconds = span_seconds(text)
+    if seconds is not None:
+        span = timedelta(seconds=seconds)
         if span <= timedelta(0):
             raise ValueError(f"--since {text}: the duration must be positive")
         return now - span
@@ -207,12 +204,7 @@ def _open(
         _fail(command, "give --site FILE or --journal FILE")
     zone: tzinfo = UTC
     if site is not None:
-        try:
-            loaded = load_site(site)
-        except ConfigError as error:
-            for issue in error.issues:
-                typer.echo(str(issue), err=True)
-            raise typer.Exit(EXIT_ERROR) from None
+        loaded = load_site_or_exit(site)
         path = journal_path(loaded, os.environ)
         try:
             zone = ZoneInfo(loaded.config.site.timezone)

@@ -24,7 +24,8 @@ from pydantic.fields import FieldInfo
 from pydantic.functional_validators import BeforeValidator
 from ruamel.yaml import YAML
 
-from controller.config.loader import ConfigError, LoadedSite, load_site
+from controller.cli.common import load_site_or_exit
+from controller.config.loader import LoadedSite
 from controller.config.site import SecretSource
 from controller.config.units import SI_UNITS, Dimension, QuantityParser
 
@@ -56,12 +57,7 @@ def dump_config(
 
     Exit code 2 when the site file (or a map it uses) is not valid.
     """
-    try:
-        loaded = load_site(site)
-    except ConfigError as error:
-        for issue in error.issues:
-            typer.echo(str(issue), err=True)
-        raise typer.Exit(EXIT_ERROR) from None
+    loaded = load_site_or_exit(site)
     if as_json:
         document = {
             "site_file": str(site),

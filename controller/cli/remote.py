@@ -17,7 +17,7 @@ from rich.console import Console
 
 from controller.api import models as m
 from controller.api.client import EXIT_BAD_INPUT, ApiClient, ClientError
-from controller.config.loader import ConfigError, load_site
+from controller.cli.common import load_site_or_exit, span_seconds
 
 SiteOption = Annotated[
     Path,
@@ -42,8 +42,6 @@ OptionalReason = Annotated[str, typer.Option("--reason", "-r", help="Why, for th
 
 M = TypeVar("M", bound=BaseModel)
 _OPTIONS = {"reason": "--reason", "user": "--user", "for_s": "--for"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)\s*$")
-_SECONDS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _VALUE = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S*)\s*$")
 
 
@@ -55,12 +53,7 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 @contextmanager
 def daemon(site: Path, token_file: Path | None) -> Iterator[ApiClient]:
     """The client of the site's daemon; any refusal becomes one line and its exit code."""
-    try:
-        loaded = load_site(site)
-    except ConfigError as error:
-        for issue in error.issues:
-            typer.echo(str(issue), err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    loaded = load_site_or_exit(site)
     try:
         yield ApiClient.for_site(loaded, os.environ, token_file)
     except ClientError as error:
@@ -94,10 +87,10 @@ def user_name(given: str | None) -> str:
 
 def parse_duration(text: str, option: str) -> float:
     """Seconds of "90s", "10m", "10min", "2h", "1d"; a bad one exits 2 in one line."""
-    match = _DURATION.match(text)
-    if match is None or float(match.group(1)) <= 0:
+    seconds = span_seconds(text)
+    if seconds is None or seconds <= 0:
         fail(f"{option} {text}: give a positive duration with its unit: 90s, 10m, 2h, 1d")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
+    return seconds
 
 
 def parse_value(text: str, what: str) -> tuple[float, str | None]:

@@ -115,7 +115,6 @@ class _Caisson:
     lease_timeout: float
     site_locked: bool  # the site file's lockout: only an edit of the file lifts it
     mode: ControlMode = ControlMode.AUTO
-    locked_out: bool = False  # this scan: site file, the caisson's or the plant's maintenance
     initialised: bool = False
     compute_initialised: bool = False  # its compute manager read (an OPC-UA session may lag)
     loop: LoopState | None = None
@@ -275,6 +274,10 @@ class Supervisor:
         limits = self.plant_limits
         return {"outlet": limits.outlet_setpoint, "tank_reserve": limits.tank_reserve}
 
+    def _locked_out(self, c: _Caisson) -> bool:
+        """The site file's lockout, or the caisson's or the plant's maintenance mode."""
+        return c.site_locked or ControlMode.MAINTENANCE in (c.mode, self.plant_mode)
+
     def _caisson(self, caisson_id: str) -> _Caisson:
         for c in self._caissons:
             if c.id == caisson_id:
@@ -296,8 +299,6 @@ class Supervisor:
         self._last_now = now
         self.expired = [(r, o) for r, o in self.overrides.items() if o.expires_at <= now]
         self.overrides = {r: o for r, o in self.overrides.items() if o.expires_at > now}
-        for c in self._caissons:
-            c.locked_out = c.site_locked or ControlMode.MAINTENANCE in (c.mode, self.plant_mode)
         inputs = self.reader.read(snapshot)
         pulses: list[Write] = []
         self._initialise(inputs)
@@ -375,7 +376,7 @@ class Supervisor:
             inputs,
             previous_stage=c.overtemp_stage,
             chip_margin=self.site.config.control.chip_margin,
-            locked_out=c.locked_out,
+            locked_out=self._locked_out(c),
         )
         c.overtemp_stage, c.guard = g.overtemp_stage, g
         return g
@@ -547,7 +548,7 @@ class Supervisor:
                     it_power=i.it_power,
                     pump_speed=pump.commanded if pump else None,
                     cap=cap.commanded if cap else None,
-                    locked_out=c.locked_out,
+                    locked_out=self._locked_out(c),
                     mode=c.mode,
                 )
             )

@@ -11,7 +11,7 @@ import structlog
 from controller.config.loader import LoadedSite
 from controller.config.maps import OpcUaMap
 from controller.config.site import OpcUaDevice
-from controller.fieldbus.health import Backoff
+from controller.fieldbus.health import Backoff, DeviceHealth
 from controller.fieldbus.image import ProcessImage
 from controller.fieldbus.modbus_driver import DriverSettings, utc_now
 from controller.fieldbus.modbus_io import ModbusIO
@@ -104,6 +104,13 @@ class FieldIO:
         else:
             known = ", ".join([*self.modbus.drivers, *self.opcua])
             raise UnknownDeviceError(f"no device {device_id!r}; the site's devices: {known}")
+
+    def health(self) -> dict[str, DeviceHealth]:
+        """Each device's health, by id."""
+        return {
+            **{d: driver.health for d, driver in self.modbus.drivers.items()},
+            **{d: driver.health for d, driver in self.opcua.items()},
+        }
 
     async def stop(self) -> None:
         await asyncio.gather(self.modbus.stop(), *(driver.stop() for driver in self.opcua.values()))

@@ -216,10 +216,6 @@ class HistorianFeed:
         )
 
     def _device_figures(self) -> list[DeviceHealthFigures]:
-        drivers = {
-            **{d: driver.health for d, driver in self.field_io.modbus.drivers.items()},
-            **{d: driver.health for d, driver in self.field_io.opcua.items()},
-        }
         return [
             DeviceHealthFigures(
                 device=device,
@@ -229,5 +225,5 @@ class HistorianFeed:
                 write_failures=self.cycle.write_failures.get(device, 0),
                 writes_skipped=self.cycle.writes_skipped.get(device, 0),
             )
-            for device, health in sorted(drivers.items())
+            for device, health in sorted(self.field_io.health().items())
         ]
