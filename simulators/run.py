@@ -17,6 +17,7 @@ from simulators.plant.model import Drivers, PlantModel
 from simulators.plant.sensors import FaultKind
 from simulators.plant.weather import csv_temperature, profile_temperature
 from simulators.scenario import (
+    ColdSnap,
     ConstantWeather,
     CsvWeather,
     DemandStep,
@@ -74,10 +75,11 @@ def build_drivers(
     caisson_index = {c.id: i for i, c in enumerate(site.caissons)}
     for event in scenario.events:  # rows of this window; slices clip what falls outside it
         first = max(_step_of(event.at, dt) - first_step, 0)
-        if isinstance(event, WarmSpell):
+        if isinstance(event, WarmSpell | ColdSnap):
             end = None if event.duration is None else _step_of(event.at + event.duration, dt)
             last = steps if end is None else max(end - first_step, 0)
-            outdoor[first:last] += event.offset
+            offset = event.offset if isinstance(event, WarmSpell) else -event.drop
+            outdoor[first:last] += offset
         elif isinstance(event, DemandStep) and first < steps:
             columns = slice(None) if event.caisson is None else caisson_index[event.caisson]
             demand[first:, columns] = event.level

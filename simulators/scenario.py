@@ -99,6 +99,13 @@ class WarmSpell(_TimedEvent):
     offset: TemperatureDifference
 
 
+class ColdSnap(_TimedEvent):
+    """The outdoor temperature `drop` below the climate's profile while it lasts."""
+
+    kind: Literal["cold_snap"]
+    drop: TemperatureDifference
+
+
 PlantEvent = (
     PumpTrip
     | Leak
@@ -108,6 +115,7 @@ PlantEvent = (
     | DrainAndRefill
     | DemandStep
     | WarmSpell
+    | ColdSnap
 )
 Event = Annotated[PlantEvent, Field(discriminator="kind")]
 

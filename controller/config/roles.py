@@ -36,6 +36,11 @@ class CaissonSkidPoint(StrEnum):
     LEAK_TRIP = "leak_trip"
     PUMP_FAULT_TRIP = "pump_fault_trip"
     LOCAL_SAFE = "local_safe"
+    STANDBY_REQUEST = "standby_request"
+    STANDBY = "standby"
+    FLOW_PROVEN = "flow_proven"
+    INLET_SETPOINT = "inlet_setpoint"
+    MIXING_VALVE = "mixing_valve"
 
 
 class ComputeManagerPoint(StrEnum):
@@ -78,6 +83,8 @@ class PlantSkidPoint(StrEnum):
     PLANT_SUPPLY_TEMP = "plant_supply_temp"
     PLANT_RETURN_TEMP = "plant_return_temp"
     HEARTBEAT = "heartbeat"
+    RETURN_LIMIT_CMD = "return_limit_cmd"
+    RETURN_LIMIT = "return_limit"
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,8 @@ CAISSON_SKID = Role(
             CaissonSkidPoint.LEASE_TIMEOUT,
             CaissonSkidPoint.REMOTE_REQUEST,
             CaissonSkidPoint.TRIP_RESET,
+            CaissonSkidPoint.STANDBY_REQUEST,
+            CaissonSkidPoint.INLET_SETPOINT,
         )
     ),
 )
@@ -127,6 +136,7 @@ PLANT_SKID = Role(
             PlantSkidPoint.DRY_COOLER_FAN_CMD,
             PlantSkidPoint.BACKUP_ENABLE,
             PlantSkidPoint.HEARTBEAT,
+            PlantSkidPoint.RETURN_LIMIT_CMD,
         )
     ),
 )

@@ -34,6 +34,7 @@ from controller.config.units import (
     parse_quantity,
     point_unit_factor,
 )
+from controller.water import VOLUMETRIC_HEAT
 
 ID_PATTERN = r"^[a-z][a-z0-9_-]*$"
 ENDPOINT_PATTERN = r"^opc\.tcp://[^\s]+$"
@@ -131,12 +132,30 @@ class CaissonPlc(StrictModel):
     overtemp_trip: Temperature = 78.0
     trip_reset_delay: Duration = 120.0  # a trip clears this long after its cause has gone
     lease_timeout: Duration = 10.0  # heartbeat silence before local safe mode
+    # Proof of flow: IT power only once the flow has stayed above low_flow this long.
+    flow_proof: Annotated[Duration, Field(gt=0)] = 5.0
+    # Standby: asked to (`standby_request`), with its cap at 0 and its IT power below idle_power
+    # (a share of nominal) for post_run, the PLC stops the pump; a check valve stops all flow.
+    post_run: Annotated[Duration, Field(ge=0)] = 60.0
+    idle_power: Fraction = 0.02
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
         if self.overtemp_warn >= self.overtemp_trip:
             raise FieldError("overtemp_warn must be below overtemp_trip", ("overtemp_warn",))
         return self
+
+
+TRIP_MARGIN: Final = 3.0  # K: the hottest return leaves caissons this far below their trip
+
+
+class LoadingUnit(StrictModel):
+    """A three-way mixing valve on the caisson's inlet: it recirculates the caisson's own outlet
+    to its inlet, driven by the PLC's loop to an inlet temperature setpoint, so that the caisson
+    reaches its outlet temperature from a cold return at any power and joins the header hot."""
+
+    inlet_setpoint: Temperature = 55.0  # the PLC's own, when the supervisor's lease lapses
+    stroke_time: Annotated[Duration, Field(gt=0)] = 60.0  # valve from closed to open
 
 
 class CaissonType(StrictModel):
@@ -146,6 +165,11 @@ class CaissonType(StrictModel):
     chips: Chips
     pump: Pump
     plc: CaissonPlc
+    loading_unit: LoadingUnit | None = None
+
+    def full_flow_rise(self) -> float:
+        """K the water rises through the caisson at nominal power and the pump's full flow."""
+        return self.heat_capture * self.it_power / (VOLUMETRIC_HEAT * self.pump.max_flow)
 
     @model_validator(mode="after")
     def _pump_can_run_above_low_flow(self) -> Self:
@@ -203,7 +227,22 @@ class DryCooler(StrictModel):
     capacity: Power  # at design_difference between water and outdoor air, full fan
     design_difference: TemperatureDifference = 30.0
     fan_power: Power
-    return_limit: Temperature = 55.0  # the plant PLC cools the caissons' return above this
+    # The plant PLC cools the caissons' return above this limit: its own default, which the
+    # supervisor may move as a lease (`return_limit_cmd`) up to return_limit_max, the hottest
+    # return the caissons take at full flow and nominal power while staying 3 K below their trip
+    # (the PLC enforces it; check-config checks it).
+    return_limit: Temperature = 55.0
+    return_limit_max: Temperature | None = None  # None: the default is also the most
+
+    @property
+    def hard_limit(self) -> float:
+        return self.return_limit if self.return_limit_max is None else self.return_limit_max
+
+    @model_validator(mode="after")
+    def _default_within_band(self) -> Self:
+        if self.return_limit > self.hard_limit:
+            raise FieldError("must not exceed return_limit_max", ("return_limit",))
+        return self
 
 
 class BackupBoiler(StrictModel):
@@ -656,6 +695,28 @@ class SiteConfig(StrictModel):
         }[self.site.kind]
         if getattr(self.loads, required) is None:
             raise FieldError(f"a {self.site.kind} site needs loads.{required}", ("loads",))
+        return self
+
+    @model_validator(mode="after")
+    def _caissons_take_the_hottest_return(self) -> Self:
+        """At the dry cooler's hard return limit, every caisson at full flow and nominal power
+        stays TRIP_MARGIN below its PLC's over-temperature trip: the limit is the hottest return
+        the caissons take whatever a supervisor asks of the plant PLC."""
+        cooler = self.plant.dry_cooler
+        hottest = cooler.hard_limit
+        field = "return_limit_max" if cooler.return_limit_max is not None else "return_limit"
+        for name, kind in self.caisson_types.items():
+            outlet = hottest + kind.full_flow_rise()
+            if outlet > kind.plc.overtemp_trip - TRIP_MARGIN:
+                field = (
+                    "return_limit_max" if self.plant.dry_cooler.return_limit_max else "return_limit"
+                )
+                raise FieldError(
+                    f"caisson type {name!r} at full flow and nominal power would leave a "
+                    f"{hottest:g} degC return at {outlet:.1f} degC, less than {TRIP_MARGIN:g} K "
+                    f"below its overtemp_trip ({kind.plc.overtemp_trip:g} degC): lower it",
+                    ("plant", "dry_cooler", field),
+                )
         return self
 
     def device(self, device_id: str) -> ModbusDevice | OpcUaDevice:

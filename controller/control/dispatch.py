@@ -1,4 +1,5 @@
-"""Plant dispatch: the plant's mode, total IT power, its share per caisson, the dry cooler. Pure.
+"""Plant dispatch: the plant's mode, total IT power, its share per running caisson, the dry
+cooler. Pure.
 
 Heat the site takes is measured on the building side (flow × ΔT of the building circuit, backup
 included: that is the demand), filtered; when those meters are unusable the heating curve and the
@@ -13,9 +14,15 @@ Modes:
   instead of the backup boiler).
 - REJECT (compute-priority sites with a full tank): compute flat out, the dry cooler takes the
   surplus before the plant PLC's own thermostat has to.
-- SHED: the heat cannot go anywhere (return header nearing the dry cooler's limit with the cooler
-  flat out or not allowed): a shed limit on total IT power falls until the return cools.
+- SHED: the heat cannot go anywhere (the caissons' return nearing the hottest they take at full
+  flow): a shed limit on total IT power falls until the return cools.
 - SAFE: the plant's own measurements are unusable: every caisson at its PLC's safe cap.
+
+Below the smallest running caisson's minimum load the tank is charged at that minimum, then let
+discharge (hysteresis on its SoC, and charging again before its top cools below what the loads
+need). Gas must not burn while server heat is vented: the supervisor's own dry cooling stops while
+the backup boiler fires, and the plant PLC's thermostat is given the hottest return the caissons
+take (the supervisor's lease, `return_limit_lease`), so that it acts only as a safety.
 """
 
 from __future__ import annotations
@@ -26,19 +33,25 @@ from enum import StrEnum
 
 from controller.config.site import Loads, Policy
 from controller.control.inputs import PlantInputs
+from controller.heating_curve import space_heating_ratio, warehouse_ratio
 from controller.water import VOLUMETRIC_HEAT
 
 LOAD_FILTER = 300.0  # s: time constant of the measured load
 TREND_FILTER = 4 * 3600.0  # s: the day's load trend (STORE on heat-priority sites)
-WARM_MARGIN = 3.0  # K: an outlet this far below the setpoint is warming up (full power)
 CHARGE_TIME = 1800.0  # s: a SoC error is made good over this
 STORE_SHARE = 0.7  # heat-priority: store when the trend exceeds this share of capacity
+STORE_LEAVE = 0.6  # ...until it falls below this share
 FULL_MARGIN = 2.0  # K: the tank is full when its bottom is this close to the return limit
+FULL_SOC = 0.97  # ...or its state of charge this high
+FULL_HYSTERESIS = 3.0  # K its bottom must cool by, and
+SOC_HYSTERESIS = 0.1  # the state of charge fall by, before it counts as not full
 SHED_RATE = 0.002  # share of capacity per second the shed limit moves
 SOC_ON, SOC_OFF = 0.2, 0.3  # below the plant minimum: charge from reserve − ON to reserve + OFF
 REJECT_MARGIN = 3.0  # K below the plant PLC's return limit the supervisor's cooling aims
 COOLER_GAIN = 0.001  # per K·s: integral gain of the dry cooler on the return temperature
 REFERENCE_RETURN = 40.0  # °C: the SoC's empty level when the building return is unknown
+BACKUP_FIRING = 500.0  # W of backup heat that count as the backup boiler firing
+HOT_RETURN_MARGIN = 1.0  # K below the hard return limit the shed limit starts falling
 
 
 class Mode(StrEnum):
@@ -52,8 +65,9 @@ class Mode(StrEnum):
 @dataclass(frozen=True)
 class PlantLimits:
     tank_volume: float  # m³
-    return_limit: float  # °C: the plant PLC cools the caissons' return above this
-    outlet_setpoint: float  # °C
+    return_limit: float  # °C: the plant PLC's own default; the supervisor's cooling stays below
+    hard_return_limit: float  # °C: the hottest return the caissons take at full flow
+    outlet_setpoint: float  # °C, the site's (nominal; the reset moves the one in force)
     policy: Policy
     tank_reserve: float  # SoC held in HEAT mode
 
@@ -66,15 +80,16 @@ class DispatchState:
     mode: Mode = Mode.HEAT
     cooler: float = 0.0  # the dry cooler's valve and fan command
     charging: bool = True  # below the plant minimum: charging the tank, or letting it discharge
+    full: bool = False  # the tank counts as full (with hysteresis)
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A caisson dispatch may give load to."""
+    """A caisson dispatch may give load to (ready to run)."""
 
     index: int
-    cap_max: float  # W: interlocks, chips, nominal and the jobs' available power
-    minimum: float  # W: below this it cannot reach the setpoint at minimum pump speed
+    cap_max: float  # W: interlocks, chips, nominal, the jobs' power, what its pump carries
+    minimum: float  # W: its minimum load when running
     heat_capture: float
     outlet: float | None = None  # °C
 
@@ -83,10 +98,13 @@ class Candidate:
 class Plan:
     mode: Mode
     it_target: float  # W, total
-    caps: dict[int, float] = field(default_factory=dict)  # W per candidate caisson index
+    caps: dict[int, float] = field(default_factory=dict)  # W per running caisson index
     dry_cooler: float = 0.0  # valve and fan, 0..1
     soc: float | None = None
     load: float | None = None
+    backup_firing: bool = False
+    outlet_setpoint: float | None = None  # °C in force (the reset's)
+    running: frozenset[int] = frozenset()  # the caissons staged on
 
 
 def state_of_charge(tank: Sequence[float | None], empty: float, full: float) -> float | None:
@@ -114,14 +132,12 @@ def configured_load(loads: Loads, outdoor: float | None) -> float:
     total = 0.0
     out = 0.0 if outdoor is None else outdoor
     if loads.space_heating is not None:
-        s = loads.space_heating
-        share = (s.heating_limit - out) / (s.heating_limit - s.design_outdoor)
-        total += s.design_load * min(max(share, 0.0), 1.5)
+        share = float(space_heating_ratio(loads.space_heating, out))
+        total += loads.space_heating.design_load * min(share, 1.5)
     if loads.warehouse is not None:
         w = loads.warehouse
-        balance = w.occupied_setpoint - w.internal_gains
-        share = (balance - out) / (balance - w.design_outdoor)
-        total += w.design_load * min(max(share, 0.0), 1.5)
+        share = float(warehouse_ratio(w, out, w.occupied_setpoint))
+        total += w.design_load * min(share, 1.5)
     if loads.hot_water is not None:
         total += loads.hot_water.daily_energy / 86400.0
     if loads.pool is not None:
@@ -135,6 +151,19 @@ def _filter(previous: float | None, value: float, dt: float, time_constant: floa
     return previous + dt / (time_constant + dt) * (value - previous)
 
 
+def tank_is_full(
+    was_full: bool, bottom: float | None, soc: float | None, return_limit: float
+) -> bool:
+    """Full when its bottom nears the return limit or nearly every layer is charged; empty again
+    only once both have come well back (hysteresis: no mode flapping at the edge)."""
+    if was_full:
+        hot = bottom is not None and bottom >= return_limit - FULL_MARGIN - FULL_HYSTERESIS
+        return hot or (soc is not None and soc >= FULL_SOC - SOC_HYSTERESIS)
+    return (bottom is not None and bottom >= return_limit - FULL_MARGIN) or (
+        soc is not None and soc >= FULL_SOC
+    )
+
+
 def select_mode(
     limits: PlantLimits,
     *,
@@ -143,42 +172,51 @@ def select_mode(
     trend: float,
     capacity_heat: float,
     shedding: bool,
+    previous: Mode = Mode.HEAT,
 ) -> Mode:
+    """Heat-priority sites store while the day's load trend runs close to the caissons' capacity
+    (entered above STORE_SHARE of it, left below STORE_LEAVE): a full tank then holds them at the
+    load, not below it, so they do not stop and restart at the tank's edge."""
     if not plant_ok:
         return Mode.SAFE
     if shedding:
         return Mode.SHED
     if limits.policy is Policy.COMPUTE_PRIORITY:
         return Mode.REJECT if tank_full else Mode.STORE
-    if trend >= STORE_SHARE * capacity_heat and not tank_full:
+    share = STORE_LEAVE if previous is Mode.STORE else STORE_SHARE
+    if trend >= share * capacity_heat:
         return Mode.STORE
     return Mode.HEAT
 
 
 def dry_cooler_command(
-    mode: Mode, plant_return: float | None, return_limit: float, previous: float, dt: float
+    mode: Mode,
+    plant_return: float | None,
+    return_limit: float,
+    previous: float,
+    dt: float,
+    backup_firing: bool = False,
 ) -> float:
-    """Valve and fan (0..1), where the policy lets heat be rejected: integral action holding the
-    caissons' return REJECT_MARGIN below the plant PLC's own limit, so that its thermostat never
-    has to act. Integral only: the return answers the fan within a scan, and a proportional gain
-    strong enough to matter would make that fast loop ring."""
-    if mode not in (Mode.REJECT, Mode.SHED) or plant_return is None:
+    """Valve and fan (0..1), where the policy lets heat be rejected and the backup boiler is not
+    firing: integral action holding the caissons' return REJECT_MARGIN below the plant PLC's own
+    limit, so that its thermostat never has to act. Integral only: the return answers the fan
+    within a scan, and a proportional gain strong enough to matter would make that fast loop
+    ring."""
+    if mode not in (Mode.REJECT, Mode.SHED) or plant_return is None or backup_firing:
         return 0.0
     error = plant_return - (return_limit - REJECT_MARGIN)
     return min(max(previous + COOLER_GAIN * error * dt, 0.0), 1.0)
 
 
 def plant_minimum(candidates: Sequence[Candidate]) -> float:
-    """W of IT power below which the running caissons cannot hold the setpoint: every pump runs at
-    least at its minimum speed (the PLC sees to it, idle or not), so at low power the supply header
-    is set by the total power over the total minimum flow, however the power is shared."""
-    return sum(c.minimum for c in candidates)
+    """W of IT power below which no caisson can run: the smallest minimum load of one caisson (the
+    others stand by, their pumps stopped)."""
+    return min((c.minimum for c in candidates), default=0.0)
 
 
 def share_caps(target: float, candidates: Sequence[Candidate]) -> dict[int, float]:
-    """Caps per candidate for a total of `target` W: every candidate runs (an idle caisson's pump
-    still circulates at minimum speed and dilutes the supply, so running fewer never helps it, and
-    wear stays even), each first up to its minimum, the rest in proportion to headroom."""
+    """Caps per running caisson for a total of `target` W: each first up to its minimum (all of
+    them below it share in proportion to their minimums), the rest in proportion to headroom."""
     caps = {c.index: 0.0 for c in candidates}
     if target <= 0.0 or not candidates:
         return caps
@@ -203,8 +241,16 @@ def plan(
     plant: PlantInputs,
     candidates: Sequence[Candidate],
     dt: float,
+    *,
+    outlet_setpoint: float | None = None,
+    top_needed: float | None = None,
 ) -> tuple[Plan, DispatchState]:
-    """This cycle's plan and the state carried to the next."""
+    """This cycle's mode, IT target and dry cooler, and the state carried to the next (the caps
+    come once staging has chosen the running caissons: `share_caps`).
+
+    `outlet_setpoint`: the one in force (default the site's); `top_needed`: °C the tank's top must
+    hold for the loads (default 4 K below the outlet setpoint)."""
+    outlet = limits.outlet_setpoint if outlet_setpoint is None else outlet_setpoint
     tank_ok = any(t is not None for t in plant.tank)
     plant_ok = tank_ok and plant.ret is not None
     measured = measured_load(plant)
@@ -217,19 +263,23 @@ def plan(
         sum(c.heat_capture * c.cap_max for c in candidates) / capacity_it if capacity_it else 0.94
     )
     empty = plant.building_return if plant.building_return is not None else REFERENCE_RETURN
-    empty = min(empty, limits.outlet_setpoint - 10.0)
-    soc = state_of_charge(plant.tank, empty, limits.outlet_setpoint)
+    empty = min(empty, outlet - 10.0)
+    soc = state_of_charge(plant.tank, empty, outlet)
     bottom = next((t for t in reversed(plant.tank) if t is not None), None)
-    supply_low = limits.outlet_setpoint - 4.0  # the tank's top must stay fit for hot water
-    tank_full = (bottom is not None and bottom >= limits.return_limit - FULL_MARGIN) or (
-        soc is not None and soc >= 0.97
-    )
-    hot_return = plant.ret is not None and plant.ret >= limits.return_limit - 1.0
-    cool_return = plant.ret is None or plant.ret < limits.return_limit - 2.0
+    needed = outlet - 4.0 if top_needed is None else top_needed
+    tank_full = tank_is_full(state.full, bottom, soc, limits.return_limit)
+    backup_firing = plant.backup_heat is not None and plant.backup_heat > BACKUP_FIRING
+    hot = limits.hard_return_limit - HOT_RETURN_MARGIN
+    hot_return = plant.ret is not None and plant.ret >= hot
+    cool_return = plant.ret is None or plant.ret < hot - 1.0
 
     # The shed limit: falls while the return is hot and the heat has nowhere to go, rises back
     # when it cools, and lets go once it is above what the plant would ask anyway.
+    # While the backup boiler fires the site wants more heat than it gets: a hot return is then
+    # the building's own (a cold snap's radiators), and the caissons' caps are already bounded
+    # by what their pumps carry over it.
     nowhere = limits.policy is Policy.HEAT_PRIORITY or state.mode in (Mode.REJECT, Mode.SHED)
+    nowhere = nowhere and not backup_firing
     shed = state.shed_limit
     step = SHED_RATE * capacity_it * dt
     if hot_return and nowhere and plant_ok:
@@ -246,6 +296,7 @@ def plan(
         trend=trend,
         capacity_heat=capacity_it * capture,
         shedding=shed is not None,
+        previous=state.mode,
     )
     charging = state.charging
     if mode is Mode.SAFE:
@@ -256,35 +307,29 @@ def plan(
         reserve = 1.0 if mode is Mode.STORE else limits.tank_reserve
         heat = load
         if soc is not None:
-            tank_heat = VOLUMETRIC_HEAT * limits.tank_volume * (limits.outlet_setpoint - empty)
+            tank_heat = VOLUMETRIC_HEAT * limits.tank_volume * (outlet - empty)
             heat += (reserve - soc) * tank_heat / CHARGE_TIME
         if tank_full:
             heat = min(heat, load)
         target = max(heat, 0.0) / capture
-        # Below the plant minimum the caissons cannot hold the setpoint: run at the minimum to
-        # charge the tank, then stop and let it discharge (hysteresis on its state of charge;
-        # and charging again before its top cools below what hot water needs). Few long cycles:
-        # each start costs a couple of minutes of warm-up below the band.
+        # Below the smallest caisson's minimum: run it at its minimum to charge the tank, then
+        # stop and let the tank discharge (hysteresis on its state of charge; and charging again
+        # before its top cools below what the loads need). Few long cycles, each a start.
         if target < minimum:
             top = plant.tank[0]
-            if soc is None or soc <= reserve - SOC_ON or (top is not None and top < supply_low):
+            if soc is None or soc <= reserve - SOC_ON or (top is not None and top < needed):
                 charging = True
             elif tank_full or soc >= min(reserve + SOC_OFF, 0.95):
                 charging = False
             target = minimum if charging else 0.0
         else:
             charging = True
-    if target > 0.0 and any(
-        c.outlet is not None and c.outlet < limits.outlet_setpoint - WARM_MARGIN for c in candidates
-    ):
-        target = capacity_it  # warm-up: full power brings the outlets into the band soonest
     if shed is not None:
         target = min(target, shed)
     target = min(target, capacity_it)
-    if 0.0 < target < minimum and target < capacity_it:
-        target = 0.0  # a trickle below the minimum would only send water below the band
-    caps = share_caps(target, candidates) if mode is not Mode.SAFE else {}
-    cooler = dry_cooler_command(mode, plant.ret, limits.return_limit, state.cooler, dt)
+    cooler = dry_cooler_command(
+        mode, plant.ret, limits.return_limit, state.cooler, dt, backup_firing=backup_firing
+    )
     new_state = replace(
         state,
         load=load,
@@ -293,5 +338,7 @@ def plan(
         mode=mode,
         charging=charging,
         cooler=cooler,
+        full=tank_full,
     )
-    return Plan(mode, target, caps, cooler, soc, load), new_state
+    the_plan = Plan(mode, target, {}, cooler, soc, load, backup_firing, outlet)
+    return the_plan, new_state

@@ -35,6 +35,12 @@ class CaissonInputs:
     it_cap_cmd: float | None  # W
     power_cap: float | None  # W, the compute manager's
     lease_timeout: float | None  # s
+    # The pump sequence (the PLC's status word) and the loading unit.
+    standby: bool | None = None  # the pump is stopped on request
+    flow_proven: bool | None = None  # IT power allowed
+    standby_request: bool | None = None  # the coil as the PLC holds it
+    inlet_setpoint: float | None = None  # °C, the register as the PLC holds it
+    mixing_valve: float | None = None  # share of the pump's flow drawn from the header
 
     @property
     def critical_ok(self) -> bool:
@@ -52,6 +58,8 @@ class PlantInputs:
     supply: float | None  # plant supply header (caissons' mixed outlet)
     ret: float | None  # plant return header (caissons' inlet side)
     backup_heat: float | None  # W
+    return_limit: float | None = None  # °C, the dry cooler's limit in force
+    return_limit_cmd: float | None = None  # °C, the register as the PLC holds it
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,11 @@ class InputReader:
                 it_cap_cmd=number(skid, Skid.IT_CAP_CMD),
                 power_cap=number(compute, Compute.POWER_CAP),
                 lease_timeout=number(skid, Skid.LEASE_TIMEOUT),
+                standby=flag(skid, Skid.STANDBY),
+                flow_proven=flag(skid, Skid.FLOW_PROVEN),
+                standby_request=flag(skid, Skid.STANDBY_REQUEST),
+                inlet_setpoint=number(skid, Skid.INLET_SETPOINT),
+                mixing_valve=number(skid, Skid.MIXING_VALVE),
             )
             for skid, compute in self._caissons
         )
@@ -142,5 +155,7 @@ class InputReader:
             supply=number(p, PlantPoint.PLANT_SUPPLY_TEMP),
             ret=number(p, PlantPoint.PLANT_RETURN_TEMP),
             backup_heat=number(p, PlantPoint.BACKUP_HEAT),
+            return_limit=number(p, PlantPoint.RETURN_LIMIT),
+            return_limit_cmd=number(p, PlantPoint.RETURN_LIMIT_CMD),
         )
         return Inputs(caissons, plant)

@@ -7,11 +7,13 @@ counting on a caisson that cannot take load:
 - outlet over-temperature in three stages below the PLC's trip, with hysteresis: caps cut and the
   pump pushed up, before the PLC has to trip;
 - low flow or a pump fault: cap 0 (IT power without flow is the one thing never allowed) and pump
-  to full speed;
+  to full speed; not for a pump the PLC has stopped on request (standby: no flow by design), nor
+  while a pump starts (the PLC proves its flow before any IT power, and trips if it cannot);
 - a leak, or a trip the PLC reports: cap 0, out of dispatch (isolation is the PLC's);
 - chip temperature: the cap that keeps the hottest chip `chip_margin` below throttling;
 - a maintenance lockout: cap 0, out of dispatch.
-The pump is never asked to stop: stopping a pump with IT power on is the dangerous direction.
+The interlocks never stop a pump: stopping a pump with IT power on is the dangerous direction (an
+idle caisson's pump stops only through the PLC's standby sequence, which checks the power itself).
 """
 
 from __future__ import annotations
@@ -111,7 +113,9 @@ def guard(
     previous_stage: int = 0,
     chip_margin: float = 3.0,
     locked_out: bool = False,
+    starting: bool = False,
 ) -> Guard:
+    """`starting`: the pump was asked to start a moment ago (its flow is still being proven)."""
     active: set[Interlock] = set()
     cap_max = limits.nominal_power
     pump_min = limits.min_speed
@@ -131,7 +135,7 @@ def guard(
     assert inputs.flow is not None
     assert inputs.outlet is not None
     assert inputs.interlocks is not None
-    if inputs.flow < limits.low_flow:
+    if inputs.flow < limits.low_flow and not inputs.standby and not starting:
         active.add(Interlock.LOW_FLOW)
     if inputs.pump_fault:
         active.add(Interlock.PUMP_FAULT)

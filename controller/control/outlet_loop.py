@@ -46,7 +46,7 @@ def feedforward_speed(
 ) -> float:
     rise = max(setpoint - inlet, MIN_RISE)
     flow = limits.heat_capture * it_power / (VOLUMETRIC_HEAT * rise)
-    return flow / limits.max_flow
+    return min(flow / limits.max_flow, 1.0)
 
 
 def scheduled_gains(

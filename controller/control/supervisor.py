@@ -1,17 +1,25 @@
 """The supervisor: every controller of a site, run in priority order over one snapshot. No I/O.
 
-`scan(snapshot, now)` reads the inputs, runs the interlocks, the plant dispatch and each caisson's
-outlet loop, lets the arbiter pick one value per writable point, and returns the writes to send and
-a status. `confirm()` is told which writes the devices took. The same object runs in the daemon
-(over the field drivers), in fast in-process simulations and in tests: `now` is monotonic seconds
-from whatever clock the caller has.
+`scan(snapshot, now)` reads the inputs, runs the interlocks, resets the outlet setpoint, runs the
+plant dispatch, stages the caissons (which run, which stand by with their pumps stopped) and each
+running caisson's outlet loop and loading unit, lets the arbiter pick one value per writable point,
+and returns the writes to send and a status. `confirm()` is told which writes the devices took.
+The same object runs in the daemon (over the field drivers), in fast in-process simulations and in
+tests: `now` is monotonic seconds from whatever clock the caller has.
 
 Start-up is bumpless: nothing is written to a caisson until its skid has been read; then its
 loop starts at the site's setpoint from the speed the pump runs at (tracked), and its caps from
 what the PLC applies now (the commanded cap in remote mode, the safe cap in local mode); its
 compute manager's cap is written once that has been read too. A PLC in local or local-safe mode
 whose inputs are healthy is asked for remote mode; until it grants it, the loop and caps track
-what the PLC does.
+what the PLC does. Staging starts from what the PLCs do too: a caisson whose pump stands by stays
+stopped until staging itself starts it (a restarted daemon starts nothing it did not decide to).
+
+A caisson staged off gets cap 0 and the standby request: its PLC stops the pump once the servers
+have idled for its post-run time. Staged on, the request is cleared: the PLC starts the pump and
+proves the flow; the caisson warms up at full power on its loading unit's recirculation (the inlet
+setpoint held just below the outlet setpoint keeps the valve shut) and joins the header once hot,
+after which its inlet setpoint falls, at a rate, to its running value.
 
 Write order matters: the writes of `scan()` list each device's setpoints before its heartbeat and
 remote request, and the caller must send them in that order and stop at a device's first failure,
@@ -31,7 +39,15 @@ from controller.config.roles import PlantSkidPoint as PlantPoint
 from controller.config.units import point_unit_factor
 from controller.control import arbiter
 from controller.control.arbiter import Bound, Output, OutputSpec, Proposal, Source, Write
-from controller.control.dispatch import Candidate, DispatchState, Mode, Plan, PlantLimits, plan
+from controller.control.dispatch import (
+    Candidate,
+    DispatchState,
+    Mode,
+    Plan,
+    PlantLimits,
+    plan,
+    share_caps,
+)
 from controller.control.inputs import CaissonInputs, InputReader, Inputs
 from controller.control.interlocks import CaissonLimits, Guard, Interlock, guard
 from controller.control.operator import (
@@ -42,13 +58,22 @@ from controller.control.operator import (
     override_limits,
 )
 from controller.control.outlet_loop import LoopState, initial_state, loop_step
+from controller.control.setpoints import (
+    ResetInputs,
+    carried_power,
+    inlet_setpoint,
+    outlet_setpoint,
+)
+from controller.control.staging import StagingState, Unit, stage
 from controller.fieldbus.image import PointRef, Sample
+from controller.heating_curve import required_supply
 from controller.water import VOLUMETRIC_HEAT
 
 PLANT_OUTPUTS = (
     PlantPoint.DRY_COOLER_VALVE_CMD,
     PlantPoint.DRY_COOLER_FAN_CMD,
     PlantPoint.BACKUP_ENABLE,
+    PlantPoint.RETURN_LIMIT_CMD,
 )
 REMOTE = 1  # plc_mode register values
 LOCAL_SAFE = 2
@@ -59,6 +84,15 @@ PUMP_DEADBAND = 0.005  # 0.5 % speed
 CAP_DEADBAND = 100.0  # W
 PUMP_SLEW_DOWN = 0.01  # per second: a pump slows by at most 1 % of full speed a second
 CAP_SLEW_UP = 0.1  # share of nominal power per second a cap may rise
+TEMPERATURE_DEADBAND = 0.2  # K
+INLET_SLEW_DOWN = 1.0  # K/s a loading unit's inlet setpoint may fall (a joining caisson's valve)
+WARM_MARGIN = 3.0  # K: a running caisson this far below the outlet setpoint warms at full power
+JOIN_MARGIN = 2.5  # K: a starting caisson joins the header once this close to the setpoint
+START_GRACE = 10.0  # s after a start during which low flow is the pump coming up to speed
+MIN_LOAD = 0.2  # share of nominal power: a caisson with a loading unit runs at least this
+JOB_HEADROOM = 1.1  # caps may exceed the jobs' available power by the chips' leakage
+SHORT_HOLD = 1800.0  # s the backup boiler counts as firing after it last fired (the reset)
+PLENTIFUL_SHARE = 0.5  # heat is plentiful below this share of the caissons' capacity
 
 
 @dataclass(frozen=True)
@@ -86,6 +120,9 @@ class CaissonStatus:
     cap: float | None  # commanded (W)
     locked_out: bool = False  # maintenance lockout (site file or engineer): alarms suppressed
     mode: ControlMode = ControlMode.AUTO  # as an engineer set it (the site file's lockout aside)
+    staged: bool = False  # staging runs it (False: it stands by, its pump stopped)
+    standby: bool | None = None  # the PLC has stopped its pump on request
+    inlet_setpoint: float | None = None  # °C commanded to its loading unit
 
 
 @dataclass(frozen=True)
@@ -97,6 +134,8 @@ class PlantStatus:
     dry_cooler: float
     caissons: tuple[CaissonStatus, ...]
     control_mode: ControlMode = ControlMode.AUTO
+    outlet_setpoint: float | None = None  # °C in force (the reset's)
+    return_limit: float | None = None  # °C, the dry cooler's limit asked of the plant PLC
 
 
 @dataclass(frozen=True)
@@ -121,7 +160,11 @@ class _Caisson:
     overtemp_stage: int = 0
     remote_requested_at: float = float("-inf")
     guard: Guard | None = None
-    running: bool = False
+    running: bool = False  # drawing a cap from dispatch this cycle
+    loading_unit: bool = False
+    started_at: float = float("-inf")  # monotonic s its pump was last asked to start
+    joined: bool = False  # a running caisson has reached its outlet setpoint since its start
+    staged: bool = False
 
     def ref(self, point: str) -> PointRef:
         return PointRef(self.skid, point)
@@ -147,16 +190,22 @@ class Supervisor:
                 compute=c.compute,
                 lease_timeout=config.caisson_type(c).plc.lease_timeout,
                 site_locked=c.id in config.control.lockout,
+                loading_unit=config.caisson_type(c).loading_unit is not None,
             )
             for i, c in enumerate(config.caissons)
         ]
+        cooler = config.plant.dry_cooler
         self.plant_limits = PlantLimits(
             tank_volume=config.plant.buffer_tank.volume,
-            return_limit=config.plant.dry_cooler.return_limit,
+            return_limit=cooler.return_limit,
+            hard_return_limit=cooler.hard_limit,
             outlet_setpoint=config.setpoints.outlet,
             policy=config.control.policy,
             tank_reserve=config.control.tank_reserve,
         )
+        self.staging = StagingState()
+        self.outlet_setpoint = config.setpoints.outlet  # °C in force (the reset's, unramped)
+        self.backup_fired_at = float("-inf")  # monotonic s
         self.specs = self._output_specs()
         self.memory: dict[PointRef, Output] = {}
         self.dispatch = DispatchState()
@@ -213,11 +262,22 @@ class Supervisor:
                 c.compute_ref(Compute.POWER_CAP), deadband=CAP_DEADBAND, rate_up=cap_rate
             )
             specs[c.ref(Skid.LEASE_TIMEOUT)] = self._spec(c.ref(Skid.LEASE_TIMEOUT), deadband=0.5)
+            specs[c.ref(Skid.STANDBY_REQUEST)] = self._spec(
+                c.ref(Skid.STANDBY_REQUEST), boolean=True
+            )
+            if c.loading_unit:
+                specs[c.ref(Skid.INLET_SETPOINT)] = self._spec(
+                    c.ref(Skid.INLET_SETPOINT),
+                    deadband=TEMPERATURE_DEADBAND,
+                    rate_down=INLET_SLEW_DOWN,
+                )
         plant = self.site.config.plant.skid
         for point in (PlantPoint.DRY_COOLER_VALVE_CMD, PlantPoint.DRY_COOLER_FAN_CMD):
             specs[PointRef(plant, point)] = self._spec(PointRef(plant, point), deadband=0.01)
         backup = PointRef(plant, PlantPoint.BACKUP_ENABLE)
         specs[backup] = self._spec(backup, boolean=True)
+        limit = PointRef(plant, PlantPoint.RETURN_LIMIT_CMD)
+        specs[limit] = self._spec(limit, deadband=TEMPERATURE_DEADBAND)
         return specs
 
     # ------------------------------------------------------------------ operator actions
@@ -302,14 +362,22 @@ class Supervisor:
         inputs = self.reader.read(snapshot)
         pulses: list[Write] = []
         self._initialise(inputs)
-        guards = [self._guard(c, inputs.caissons[c.index]) for c in self._caissons]
-        candidates = [
-            self._candidate(c, inputs.caissons[c.index], g)
+        guards = [self._guard(c, inputs.caissons[c.index], now) for c in self._caissons]
+        # Staging may run a healthy caisson whose PLC has not granted remote mode yet (at
+        # start-up); dispatch gives caps only to those that follow the supervisor.
+        stageable = [
+            c
             for c, g in zip(self._caissons, guards, strict=True)
             if c.initialised
             and g.dispatchable
-            and inputs.caissons[c.index].plc_mode == REMOTE
-            and c.mode is not ControlMode.MANUAL
+            and inputs.caissons[c.index].plc_mode is not None
+            and c.mode is ControlMode.AUTO
+        ]
+        self.outlet_setpoint = self._reset(inputs, now)
+        candidates = [
+            self._candidate(c, inputs, guards[c.index])
+            for c in stageable
+            if inputs.caissons[c.index].plc_mode == REMOTE
         ]
         the_plan, self.dispatch = plan(
             self.plant_limits,
@@ -318,12 +386,17 @@ class Supervisor:
             inputs.plant,
             candidates,
             dt,
+            outlet_setpoint=self.outlet_setpoint,
+            top_needed=self._top_needed(inputs),
         )
+        the_plan = self._stage(the_plan, inputs, stageable, guards, candidates, now, dt)
         self.last_plan = the_plan
         proposals: list[Proposal] = []
         for c, g in zip(self._caissons, guards, strict=True):
             if c.initialised:
-                proposals += self._caisson_proposals(c, g, inputs.caissons[c.index], the_plan, dt)
+                proposals += self._caisson_proposals(
+                    c, g, inputs.caissons[c.index], the_plan, dt, inputs.plant.ret
+                )
                 pulses += self._remote_request(c, g, inputs.caissons[c.index], now)
         if self._plant_initialised:
             proposals += self._plant_proposals(the_plan)
@@ -348,51 +421,160 @@ class Supervisor:
                 c.compute_initialised = True
             if c.initialised:
                 continue
-            if None in (i.pump_speed_cmd, i.it_cap_cmd, i.plc_mode, i.lease_timeout):
+            needed = (i.pump_speed_cmd, i.it_cap_cmd, i.plc_mode, i.lease_timeout, i.standby)
+            if None in (*needed, i.standby_request, i.inlet_setpoint):
                 continue  # not read yet: nothing is written to it
             assert i.it_cap_cmd is not None
             assert i.pump_speed_cmd is not None
+            assert i.lease_timeout is not None
+            assert i.standby_request is not None
+            assert i.inlet_setpoint is not None
             remote = i.plc_mode == REMOTE
             speed = i.pump_speed if i.pump_speed is not None else i.pump_speed_cmd
             cap = i.it_cap_cmd if remote else c.limits.safe_cap
-            self.memory = arbiter.assume_sent(self.memory, c.ref(Skid.PUMP_SPEED_CMD), speed)
-            self.memory = arbiter.assume_sent(self.memory, c.ref(Skid.IT_CAP_CMD), cap)
-            assert i.lease_timeout is not None
-            self.memory = arbiter.assume_sent(
-                self.memory, c.ref(Skid.LEASE_TIMEOUT), i.lease_timeout
-            )
+            for point, value in (
+                (Skid.PUMP_SPEED_CMD, speed),
+                (Skid.IT_CAP_CMD, cap),
+                (Skid.LEASE_TIMEOUT, i.lease_timeout),
+                (Skid.STANDBY_REQUEST, float(i.standby_request)),
+                (Skid.INLET_SETPOINT, i.inlet_setpoint),
+            ):
+                if c.ref(point) in self.specs:
+                    self.memory = arbiter.assume_sent(self.memory, c.ref(point), value)
             # The setpoint starts at the site's: the loop starts from the pump's speed (tracked,
             # bumpless) and the arbiter's rate limits carry the pump to where it should be.
             c.loop = initial_state(speed, self.plant_limits.outlet_setpoint)
+            c.joined = (
+                not i.standby
+                and i.outlet is not None
+                and (i.outlet >= self.plant_limits.outlet_setpoint - JOIN_MARGIN)
+            )
             c.initialised = True
         if not self._plant_initialised:
-            self._plant_initialised = inputs.plant.ret is not None or any(
-                t is not None for t in inputs.plant.tank
+            plant = inputs.plant
+            self._plant_initialised = plant.ret is not None or any(
+                t is not None for t in plant.tank
             )
+            if self._plant_initialised and plant.return_limit_cmd is not None:
+                ref = PointRef(self.site.config.plant.skid, PlantPoint.RETURN_LIMIT_CMD)
+                self.memory = arbiter.assume_sent(self.memory, ref, plant.return_limit_cmd)
 
-    def _guard(self, c: _Caisson, inputs: CaissonInputs) -> Guard:
+    def _guard(self, c: _Caisson, inputs: CaissonInputs, now: float) -> Guard:
         g = guard(
             c.limits,
             inputs,
             previous_stage=c.overtemp_stage,
             chip_margin=self.site.config.control.chip_margin,
             locked_out=self._locked_out(c),
+            starting=now - c.started_at < START_GRACE,
         )
         c.overtemp_stage, c.guard = g.overtemp_stage, g
         return g
 
-    def _candidate(self, c: _Caisson, inputs: CaissonInputs, g: Guard) -> Candidate:
-        limits = c.limits
+    def _top_needed(self, inputs: Inputs) -> float | None:
+        """°C the tank's top must hold for the loads now: their supply plus the approach."""
+        config = self.site.config
+        supply = required_supply(config.loads, inputs.plant.outdoor)
+        return None if supply is None else supply + config.plant.heat_exchanger.approach
+
+    def _reset(self, inputs: Inputs, now: float) -> float:
+        """The outlet setpoint in force this cycle (setpoints.py)."""
+        plant = inputs.plant
+        if plant.backup_heat is not None and plant.backup_heat > 0.0:
+            self.backup_fired_at = now
+        short = now - self.backup_fired_at < SHORT_HOLD
+        last = self.last_plan
+        plentiful = False
+        if last is not None and last.load is not None:
+            capacity = sum(
+                c.limits.heat_capture * c.limits.nominal_power
+                for c in self._caissons
+                if c.initialised and not self._locked_out(c)
+            )
+            full = last.soc is not None and last.soc >= self.plant_limits.tank_reserve
+            surplus = last.mode in (Mode.REJECT, Mode.SHED)
+            plentiful = surplus or (full and last.load < PLENTIFUL_SHARE * capacity)
+        running = (
+            [(c.limits, last.caps.get(c.index, 0.0)) for c in self._caissons if c.running]
+            if last is not None
+            else []
+        )
+        setpoints = self.site.config.setpoints
+        reset = ResetInputs(
+            nominal=self.plant_limits.outlet_setpoint,
+            band_low=setpoints.supply_low,
+            band_high=setpoints.supply_high,
+            top_needed=self._top_needed(inputs),
+            plant_return=plant.ret,
+            short=short,
+            plentiful=plentiful,
+            chip_margin=self.site.config.control.chip_margin,
+        )
+        return outlet_setpoint(reset, running)
+
+    def _candidate(self, c: _Caisson, inputs: Inputs, g: Guard) -> Candidate:
+        limits, i = c.limits, inputs.caissons[c.index]
         cap_max = g.cap_max
-        if inputs.available_power is not None:
-            cap_max = min(cap_max, inputs.available_power)
-        assert inputs.inlet is not None
-        rise = max(self.plant_limits.outlet_setpoint - inputs.inlet, 0.0)
-        minimum = VOLUMETRIC_HEAT * limits.min_speed * limits.max_flow * rise / limits.heat_capture
-        return Candidate(c.index, cap_max, minimum, limits.heat_capture, inputs.outlet)
+        if i.available_power is not None:
+            cap_max = min(cap_max, i.available_power * JOB_HEADROOM)
+        plant_return = inputs.plant.ret
+        if plant_return is not None:  # what its pump can carry to the outlet setpoint
+            cap_max = min(cap_max, carried_power(limits, self.outlet_setpoint, plant_return))
+        if c.loading_unit or plant_return is None:
+            minimum = MIN_LOAD * limits.nominal_power
+        else:  # without a unit: the power that lifts the return to the setpoint at minimum flow
+            rise = max(self.outlet_setpoint - plant_return, 0.0)
+            flow = limits.min_speed * limits.max_flow
+            minimum = VOLUMETRIC_HEAT * flow * rise / limits.heat_capture
+        return Candidate(c.index, cap_max, minimum, limits.heat_capture, i.outlet)
+
+    def _stage(
+        self,
+        the_plan: Plan,
+        inputs: Inputs,
+        stageable: list[_Caisson],
+        guards: list[Guard],
+        candidates: list[Candidate],
+        now: float,
+        dt: float,
+    ) -> Plan:
+        """Which caissons run (staging.py) and their caps: dispatch's target shared among them;
+        one warming up (since its start, or far below the setpoint) at full power."""
+        ready = {c.index for c in stageable}
+        capacity = {c.index: guards[c.index].cap_max for c in stageable}
+        capacity.update({k.index: k.cap_max for k in candidates})
+        units = [
+            Unit(
+                c.index,
+                c.index in ready,
+                capacity.get(c.index, 0.0),
+                inputs.caissons[c.index].standby is False,
+            )
+            for c in self._caissons
+            if c.initialised
+        ]
+        staged = stage(self.staging, units, the_plan.it_target, now, dt)
+        self.staging = staged.state
+        running = [k for k in candidates if k.index in staged.running]
+        caps = share_caps(the_plan.it_target, running)
+        for k in running:
+            c = self._caissons[k.index]
+            outlet = inputs.caissons[k.index].outlet
+            if outlet is not None and outlet >= self.outlet_setpoint - JOIN_MARGIN:
+                c.joined = True
+            cold = outlet is not None and outlet < self.outlet_setpoint - WARM_MARGIN
+            if caps[k.index] > 0.0 and (cold or not c.joined):
+                caps[k.index] = k.cap_max
+        return replace(the_plan, caps=caps, running=staged.running)
 
     def _caisson_proposals(
-        self, c: _Caisson, g: Guard, inputs: CaissonInputs, the_plan: Plan, dt: float
+        self,
+        c: _Caisson,
+        g: Guard,
+        inputs: CaissonInputs,
+        the_plan: Plan,
+        dt: float,
+        plant_return: float | None,
     ) -> list[Proposal]:
         limits, out = c.limits, []
         pump, cap_ref, compute_ref = (
@@ -401,7 +583,23 @@ class Supervisor:
             c.compute_ref(Compute.POWER_CAP),
         )
         remote = inputs.plc_mode == REMOTE
+        staged = c.index in the_plan.running
         c.running = c.index in the_plan.caps and the_plan.caps[c.index] > 0.0
+        automatic = c.mode is ControlMode.AUTO and not g.safe_state
+        # --- standby: a caisson staging does not run stands by (its PLC stops the pump once the
+        # servers idle); a caisson asked to start has its flow proven before any IT power.
+        standby_ref = c.ref(Skid.STANDBY_REQUEST)
+        if automatic:
+            standby = not staged
+        elif c.mode is ControlMode.MANUAL:
+            standby = bool(self._commanded(standby_ref))
+        else:  # inputs lost (the PLC's safe speed), or maintenance (stopped when idle)
+            standby = c.mode is ControlMode.MAINTENANCE and not g.safe_state
+        if staged and not c.staged:
+            c.started_at = self._last_now if self._last_now is not None else 0.0
+            c.joined = False
+        c.staged = staged
+        out.append(Proposal(standby_ref, float(standby), Source.AUTO, reason="staging"))
         # --- pump speed
         held: float | None = None
         if g.safe_state:
@@ -412,16 +610,20 @@ class Supervisor:
             held = self._commanded(pump)
         elif not remote:
             held = inputs.pump_speed if inputs.pump_speed is not None else limits.safe_speed
+        elif not staged or inputs.standby or (c.loading_unit and not c.joined):
+            # What the PLC runs it at until the pump stops or proves; and while a loading unit
+            # recirculates to warm the caisson up (its pump carries nothing to the header yet)
+            held = limits.min_speed
         assert c.loop is not None
         if inputs.outlet is not None and inputs.inlet is not None:
             c.loop = loop_step(
                 limits,
                 c.loop,
                 outlet=inputs.outlet,
-                inlet=inputs.inlet,
+                inlet=self._loop_inlet(c, inputs, plant_return),
                 it_power=inputs.it_power or 0.0,
                 speed=inputs.pump_speed,
-                target=self.plant_limits.outlet_setpoint,
+                target=self.outlet_setpoint,
                 ramp_rate=self.site.config.control.setpoint_ramp / 60.0,
                 dt=dt,
                 floor=g.pump_min,
@@ -433,6 +635,17 @@ class Supervisor:
         elif g.pump_min > limits.min_speed:
             reason = ",".join(sorted(g.active))
             out.append(Proposal(pump, g.pump_min, Source.INTERLOCK, Bound.AT_LEAST, reason))
+        # --- the loading unit: shut (recirculating) until the caisson is hot, then the inlet
+        # that lets the pump run near its minimum speed
+        if c.loading_unit:
+            setpoint = c.loop.setpoint
+            if c.joined:
+                setpoint = inlet_setpoint(limits, setpoint, inputs.it_power or 0.0)
+            else:
+                setpoint -= JOIN_MARGIN
+            out.append(
+                Proposal(c.ref(Skid.INLET_SETPOINT), setpoint, Source.AUTO, reason="loading unit")
+            )
         # --- caps
         if g.safe_state:
             cap = limits.safe_cap
@@ -451,6 +664,17 @@ class Supervisor:
                 out.append(Proposal(ref, g.cap_max, Source.INTERLOCK, Bound.AT_MOST, reason))
         out.append(Proposal(c.ref(Skid.LEASE_TIMEOUT), c.lease_timeout, Source.AUTO))
         return out
+
+    def _loop_inlet(self, c: _Caisson, inputs: CaissonInputs, plant_return: float | None) -> float:
+        """The inlet the outlet loop's feedforward plans on. With a loading unit: the inlet its
+        valve holds once the caisson has joined the header, its running setpoint, or the header's
+        return if that is warmer (the valve then fully open); not the inlet of the moment, which
+        while the valve moves or recirculates is neither, and would ask the pump for full flow."""
+        assert inputs.inlet is not None
+        if not c.loading_unit or c.loop is None:
+            return inputs.inlet
+        running = inlet_setpoint(c.limits, c.loop.setpoint, inputs.it_power or 0.0)
+        return max(running, plant_return if plant_return is not None else inputs.inlet)
 
     def _remote_request(
         self, c: _Caisson, g: Guard, inputs: CaissonInputs, now: float
@@ -482,6 +706,14 @@ class Supervisor:
                 reason=reason,
             ),
             Proposal(PointRef(plant, PlantPoint.BACKUP_ENABLE), 1.0, Source.AUTO, reason=reason),
+            # The hottest return the caissons take: the PLC's thermostat then acts only as their
+            # safety, and dispatch (shedding, the outlet reset) keeps the return below it.
+            Proposal(
+                PointRef(plant, PlantPoint.RETURN_LIMIT_CMD),
+                self.plant_limits.hard_return_limit,
+                Source.AUTO,
+                reason="no dumping while gas burns",
+            ),
         ]
 
     def _commanded(self, ref: PointRef) -> float:
@@ -534,6 +766,7 @@ class Supervisor:
             i = inputs.caissons[c.index]
             pump = self.memory.get(c.ref(Skid.PUMP_SPEED_CMD))
             cap = self.memory.get(c.ref(Skid.IT_CAP_CMD))
+            inlet = self.memory.get(c.ref(Skid.INLET_SETPOINT))
             caissons.append(
                 CaissonStatus(
                     id=c.id,
@@ -550,6 +783,9 @@ class Supervisor:
                     cap=cap.commanded if cap else None,
                     locked_out=self._locked_out(c),
                     mode=c.mode,
+                    staged=c.index in the_plan.running,
+                    standby=i.standby,
+                    inlet_setpoint=inlet.commanded if inlet else None,
                 )
             )
         return PlantStatus(
@@ -560,4 +796,6 @@ class Supervisor:
             dry_cooler=the_plan.dry_cooler,
             caissons=tuple(caissons),
             control_mode=self.plant_mode,
+            outlet_setpoint=self.outlet_setpoint,
+            return_limit=self.plant_limits.hard_return_limit,
         )

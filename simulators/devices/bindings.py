@@ -165,6 +165,11 @@ def caisson_skid(model: PlantModel, i: int) -> tuple[dict[str, Reader], dict[str
         "lease_timeout": lambda: float(plcs.limits[Limit.LEASE_TIMEOUT, i]),
         "remote_request": lambda: bool(commands.remote_request[i]),
         "trip_reset": lambda: bool(commands.trip_reset[i]),
+        "mixing_valve": lambda: float(plcs.valve[i]),
+        "standby": lambda: bool(plcs.standby[i]),
+        "flow_proven": lambda: bool(plcs.proven_for[i] >= plcs.limits[Limit.FLOW_PROOF, i]),
+        "inlet_setpoint": lambda: float(commands.inlet_setpoint[i]),
+        "standby_request": lambda: bool(commands.standby_request[i]),
     }
     writers: dict[str, Writer] = {
         "pump_speed_cmd": _number(lambda v: commands.write(i, model.time, pump_speed=v)),
@@ -173,6 +178,8 @@ def caisson_skid(model: PlantModel, i: int) -> tuple[dict[str, Reader], dict[str
         "lease_timeout": _number(set_lease_timeout),
         "remote_request": request(commands.remote_request),
         "trip_reset": request(commands.trip_reset),
+        "inlet_setpoint": _number(lambda v: commands.write(i, model.time, inlet_setpoint=v)),
+        "standby_request": _flag(lambda v: commands.write(i, model.time, standby_request=v)),
     }
     return readers, writers
 
@@ -218,16 +225,18 @@ def heat_meter(model: PlantModel) -> tuple[dict[str, Reader], dict[str, Writer]]
 
 
 def caisson_heat_meter(model: PlantModel, i: int) -> tuple[dict[str, Reader], dict[str, Writer]]:
-    """A heat meter on one caisson: its flow, outlet (forward) and inlet (return)."""
+    """A heat meter on one caisson's connection to the header: the flow it sends there, its
+    outlet (forward) and the header's return reaching it (a loading unit recirculates inside)."""
 
     def power() -> float:
-        return float(VOLUMETRIC_HEAT * model.flow[i] * (model.water[i] - model.inlet[i]))
+        rise = model.water[i] - model.return_in[i]
+        return float(VOLUMETRIC_HEAT * model.header_flow[i] * rise)
 
     readers: dict[str, Reader] = {
-        "flow": lambda: float(model.flow[i]),
+        "flow": lambda: float(model.header_flow[i]),
         "power": power,
         "forward_temp": lambda: float(model.water[i]),
-        "return_temp": lambda: float(model.inlet[i]),
+        "return_temp": lambda: float(model.return_in[i]),
         "energy": lambda: float(model.caisson_meter_energy[i]),
         "volume": lambda: float(model.caisson_meter_volume[i]),
     }
@@ -240,6 +249,11 @@ def plant_skid(model: PlantModel) -> tuple[dict[str, Reader], dict[str, Writer]]
 
     def layer(index: int) -> Reader:
         return lambda: float(tank.temperature[index])
+
+    def return_limit_cmd() -> float:
+        """The register holds the PLC's default until a supervisor writes it."""
+        written = commands.return_limit
+        return model.site.plant.dry_cooler.return_limit if written is None else written
 
     readers: dict[str, Reader] = {
         "tank_temp_top": layer(0),
@@ -261,12 +275,15 @@ def plant_skid(model: PlantModel) -> tuple[dict[str, Reader], dict[str, Writer]]
         "dry_cooler_fan_cmd": lambda: commands.dry_cooler_fan,
         "heartbeat": lambda: commands.heartbeat,
         "backup_enable": lambda: commands.backup_enable,
+        "return_limit_cmd": return_limit_cmd,
+        "return_limit": lambda: flows.return_limit,
     }
     writers: dict[str, Writer] = {
         "dry_cooler_valve_cmd": _number(lambda v: commands.write(model.time, dry_cooler_valve=v)),
         "dry_cooler_fan_cmd": _number(lambda v: commands.write(model.time, dry_cooler_fan=v)),
         "heartbeat": _number(lambda v: commands.write(model.time, heartbeat=round(v))),
         "backup_enable": _flag(lambda v: commands.write(model.time, backup_enable=v)),
+        "return_limit_cmd": _number(lambda v: commands.write(model.time, return_limit=v)),
     }
     return readers, writers
 

@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from controller.config.site import SiteConfig
+from controller.config.site import LoadingUnit, SiteConfig
 from controller.water import VOLUMETRIC_HEAT
 from simulators.plant.plc import Limit
 
@@ -64,6 +64,12 @@ def caisson_tables(site: SiteConfig) -> tuple[FloatArray, FloatArray]:
                 t.plc.trip_reset_delay,
                 t.plc.lease_timeout,
                 t.it_power,
+                t.plc.flow_proof,
+                t.plc.post_run,
+                t.plc.idle_power * t.it_power,
+                1.0 if t.loading_unit is not None else 0.0,
+                (t.loading_unit or LoadingUnit()).inlet_setpoint,
+                1.0 / (t.loading_unit or LoadingUnit()).stroke_time,
             ]
             for t in types
         ]
@@ -122,7 +128,8 @@ def drive_caissons(
 @njit(cache=True)
 def heat_caissons(params, dt, water, inlet, flow, it_power, pump_power):  # type: ignore[no-untyped-def]
     """Each caisson is one well-mixed node: captured IT heat and pump heat in, flow carries it out.
-    Returns the IT heat not captured in the water (it warms the room) [W]."""
+    `inlet` is the water entering it (with a loading unit: the header's return mixed with its own
+    outlet). Returns the IT heat not captured in the water (it warms the room) [W]."""
     room = 0.0
     for i in range(len(water)):
         captured = params[Param.HEAT_CAPTURE, i] * it_power[i]
@@ -130,3 +137,11 @@ def heat_caissons(params, dt, water, inlet, flow, it_power, pump_power):  # type
         water[i] += dt / params[Param.CAPACITY, i] * (captured + pump_power[i] - carried)
         room += it_power[i] - captured
     return room
+
+
+@njit(cache=True)
+def mix_inlet(valve, returned, outlet, inlet):  # type: ignore[no-untyped-def]
+    """The loading unit's three-way valve: `valve` of the pump's flow from the header's return,
+    the rest recirculated from the caisson's own outlet (mixing without storage)."""
+    for i in range(len(inlet)):
+        inlet[i] = valve[i] * returned[i] + (1.0 - valve[i]) * outlet[i]

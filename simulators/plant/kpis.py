@@ -20,6 +20,10 @@ class EnergyTotals:
     reused: float = 0.0  # caisson heat delivered to the site through the heat exchanger
     backup: float = 0.0
     dumped: float = 0.0  # rejected by the dry cooler
+    # Rejected while the backup boiler fired: gas burnt while server heat was vented. The safety
+    # part is the plant PLC's thermostat at its hard return limit (the caissons' protection).
+    dumped_while_backup: float = 0.0
+    dumped_while_backup_safety: float = 0.0
     demand: float = 0.0
     unmet: float = 0.0
     room_losses: float = 0.0  # IT power not captured in the water
@@ -43,6 +47,8 @@ class PlantKpis:
     heat_delivered_kwh: float  # to the site: reused + backup
     heat_reused_kwh: float
     heat_dumped_kwh: float
+    dumped_while_backup_kwh: float  # rejected while the backup fired, safety actions apart
+    dumped_while_backup_safety_kwh: float  # the PLC's thermostat at its hard limit meanwhile
     backup_heat_kwh: float
     it_energy_kwh: float
     pump_energy_kwh: float
@@ -60,9 +66,12 @@ class PlantKpis:
     max_outlet_c: float  # hottest caisson outlet (true water temperature), °C
     it_without_flow_s: float  # caisson-seconds of IT power with the flow below the PLC's limit
     it_without_flow_steps: int  # caisson-steps of the same
+    caisson_run_share: dict[str, float]  # share of the run each caisson drew IT power
 
     @classmethod
-    def from_totals(cls, totals: EnergyTotals, plc_trips: int) -> PlantKpis:
+    def from_totals(
+        cls, totals: EnergyTotals, plc_trips: int, run_share: dict[str, float]
+    ) -> PlantKpis:
         electricity = totals.it + totals.pumps + totals.fans
         erf = totals.reused / electricity if electricity > 0 else 0.0
         pue = electricity / totals.it if totals.it > 0 else float("nan")
@@ -73,6 +82,8 @@ class PlantKpis:
             heat_delivered_kwh=(totals.reused + totals.backup) / J_PER_KWH,
             heat_reused_kwh=totals.reused / J_PER_KWH,
             heat_dumped_kwh=totals.dumped / J_PER_KWH,
+            dumped_while_backup_kwh=totals.dumped_while_backup / J_PER_KWH,
+            dumped_while_backup_safety_kwh=totals.dumped_while_backup_safety / J_PER_KWH,
             backup_heat_kwh=totals.backup / J_PER_KWH,
             it_energy_kwh=totals.it / J_PER_KWH,
             pump_energy_kwh=totals.pumps / J_PER_KWH,
@@ -90,20 +101,24 @@ class PlantKpis:
             max_outlet_c=totals.max_outlet,
             it_without_flow_s=totals.it_without_flow_seconds,
             it_without_flow_steps=totals.it_without_flow_steps,
+            caisson_run_share=run_share,
         )
 
 
 @njit(cache=True)
-def caisson_extremes(water, it_power, flow, low_flow, throttle, chip_temp):  # type: ignore[no-untyped-def]
+def caisson_extremes(water, it_power, flow, low_flow, throttle, chip_temp, computing, dt):  # type: ignore[no-untyped-def]
     """One step's caisson figures for the totals, in one compiled pass (numpy calls on 3-element
     arrays cost more than the step's physics): (hottest water, caissons drawing IT power with the
-    flow below its low-flow limit, smallest chip margin among all caissons)."""
+    flow below its low-flow limit, smallest chip margin among the caissons drawing IT power);
+    `computing` (s each caisson drew IT power) grows by `dt` for those."""
     hottest = -np.inf
     margin = np.inf
     unflowed = 0
     for i in range(len(water)):
         hottest = max(hottest, water[i])
-        margin = min(margin, throttle[i] - chip_temp[i])
-        if it_power[i] > 0.0 and flow[i] < low_flow[i]:
-            unflowed += 1
+        if it_power[i] > 0.0:
+            margin = min(margin, throttle[i] - chip_temp[i])
+            computing[i] += dt
+            if flow[i] < low_flow[i]:
+                unflowed += 1
     return hottest, unflowed, margin

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from controller.config.site import HotWater, HotWaterProfile, Loads, Pool, SpaceHeating, Warehouse
+from controller.heating_curve import emitter_curve, space_heating_ratio, warehouse_ratio
 from controller.water import VOLUMETRIC_HEAT
 
 FloatArray = NDArray[np.float64]
@@ -66,29 +67,8 @@ class CurvePoint:
     ret: FloatArray  # °C
 
 
-def emitter_curve(
-    load_ratio: FloatArray,
-    room: float,
-    design_supply: float,
-    design_return: float,
-    exponent: float,
-) -> tuple[FloatArray, FloatArray]:
-    """Supply and return temperature that make emitters give `load_ratio` of their design output.
-
-    Emitter output ∝ (mean water − room)^n at a constant design flow, so the mean excess scales as
-    φ^(1/n) and the supply-return difference as φ (EN 442 characteristic).
-    """
-    phi = np.maximum(load_ratio, 0.0)
-    mean_excess = (design_supply + design_return) / 2 - room
-    spread = design_supply - design_return
-    supply = room + mean_excess * phi ** (1.0 / exponent) + spread / 2 * phi
-    return supply, supply - spread * phi
-
-
 def space_heating_curve(config: SpaceHeating, outdoor: FloatArray) -> CurvePoint:
-    """Load ∝ (heating limit − outdoor), the limit being room minus the free gains."""
-    span = config.heating_limit - config.design_outdoor
-    ratio = np.maximum(config.heating_limit - outdoor, 0.0) / span
+    ratio = space_heating_ratio(config, outdoor)
     supply, ret = emitter_curve(
         ratio, config.room, config.design_supply, config.design_return, config.radiator_exponent
     )
@@ -105,8 +85,7 @@ def warehouse_curve(config: Warehouse, outdoor: FloatArray, calendar: Calendar) 
         & (calendar.hour < occupancy.end_hour)
     )
     setpoint = np.where(occupied, config.occupied_setpoint, config.unoccupied_setpoint)
-    design_span = config.occupied_setpoint - config.internal_gains - config.design_outdoor
-    ratio = np.maximum(setpoint - config.internal_gains - outdoor, 0.0) / design_span
+    ratio = warehouse_ratio(config, outdoor, setpoint)
     supply, ret = emitter_curve(
         ratio, config.occupied_setpoint, config.design_supply, config.design_return, 1.0
     )

@@ -16,7 +16,13 @@ from numpy.typing import NDArray
 
 from controller.config.site import SiteConfig
 from controller.water import VOLUMETRIC_HEAT
-from simulators.plant.caissons import Param, caisson_tables, drive_caissons, heat_caissons
+from simulators.plant.caissons import (
+    Param,
+    caisson_tables,
+    drive_caissons,
+    heat_caissons,
+    mix_inlet,
+)
 from simulators.plant.kpis import EnergyTotals, PlantKpis, caisson_extremes
 from simulators.plant.loads import LoadSeries, PoolBasin
 from simulators.plant.pipes import PlugFlowPipes
@@ -51,12 +57,14 @@ class Drivers:
 @dataclass
 class PlantCommands:
     """Supervisor writes to the plant skid. While its lease holds, the supervisor may add dry
-    cooling and disable the backup boiler; when it lapses the plant PLC runs the dry cooler on its
-    own thermostat and lets the backup boiler fire (plc_maps/plant_skid.yaml)."""
+    cooling, move the dry cooler's return limit (within the PLC's hard band) and disable the
+    backup boiler; when it lapses the plant PLC runs the dry cooler on its own thermostat at its
+    default limit and lets the backup boiler fire (plc_maps/plant_skid.yaml)."""
 
     dry_cooler_valve: float = 0.0
     dry_cooler_fan: float = 0.0
     backup_enable: bool = True
+    return_limit: float | None = None  # °C; None: never written
     heartbeat: int = 0
     renewed_at: float = -np.inf
     lease: float = 30.0
@@ -71,6 +79,7 @@ class PlantCommands:
         dry_cooler_valve: float | None = None,
         dry_cooler_fan: float | None = None,
         backup_enable: bool | None = None,
+        return_limit: float | None = None,
         heartbeat: int | None = None,
     ) -> None:
         """A supervisor's write at plant time `now`: any command, or a new heartbeat, renews the
@@ -81,6 +90,8 @@ class PlantCommands:
             self.dry_cooler_fan = dry_cooler_fan
         if backup_enable is not None:
             self.backup_enable = backup_enable
+        if return_limit is not None:
+            self.return_limit = return_limit
         if heartbeat is not None:
             if heartbeat == self.heartbeat and (dry_cooler_valve, dry_cooler_fan) == (None, None):
                 return  # an unchanged heartbeat proves nothing
@@ -94,10 +105,14 @@ class SiteFlows:
 
     supply_header: float  # mixed caisson supply entering the tank
     return_header: float  # tank bottom after the dry cooler, to the caissons
-    source_flow: float = 0.0  # through all caissons
+    source_flow: float = 0.0  # from the caissons to the header (their valves' share of the pumps')
     heat_exchanged: float = 0.0
     backup_heat: float = 0.0
     dumped_heat: float = 0.0
+    # Of dumped_heat: what the plant PLC's thermostat rejected at its hard return limit, to keep
+    # the caissons' return within what they take at full flow (a safety action).
+    dumped_safety: float = 0.0
+    return_limit: float = 0.0  # °C, the dry cooler's return limit in force
     demand: float = 0.0
     building_supply: float = 0.0
     building_return: float = 0.0
@@ -129,13 +144,16 @@ class PlantModel:
         self._pipe_moved = np.empty(2 * count)
         self.pool = PoolBasin(site.loads.pool) if site.loads.pool is not None else None
         self.commands = SupervisorCommands.absent(count)
+        self.commands.inlet_setpoint[:] = limits[Limit.DEFAULT_INLET]  # what the register holds
         self.plant_commands = PlantCommands()
         self.plcs = CaissonPlcs(limits)
         self.sensors = SensorFaults(count)
         # The plant starts warm and circulating at the PLCs' safe speed.
         self.step_index = 0
         self.water = np.full(count, start)  # caisson water = outlet temperature
-        self.inlet = np.full(count, start)
+        self.inlet = np.full(count, start)  # water entering the caisson (after its loading unit)
+        self.return_in = np.full(count, start)  # the header's return arriving at the caisson
+        self.header_flow = np.zeros(count)  # m³/s each caisson sends to the header
         self.pump_speed = self.plcs.limits[0].copy()
         self.flow = self.pump_speed * self.params[Param.MAX_FLOW]
         self.pump_power = np.zeros(count)
@@ -145,7 +163,9 @@ class PlantModel:
         self.leak = np.zeros(count, dtype=bool)
         self.pump_fault = np.zeros(count, dtype=bool)  # the drive tripped and says so
         self.pump_seized = np.zeros(count, dtype=bool)  # no flow, and no fault signal
-        self.flows = SiteFlows(supply_header=start, return_header=start)
+        self.flows = SiteFlows(
+            supply_header=start, return_header=start, return_limit=plant.dry_cooler.return_limit
+        )
         # The exogenous inputs of the last step (what devices show as outdoor temperature and as
         # the compute jobs' demand).
         self.outdoor = float(drivers.outdoor[0])
@@ -156,6 +176,7 @@ class PlantModel:
         self.meter_volume = 0.0
         self.caisson_meter_energy = np.zeros(count)  # each caisson's own heat meter, J
         self.caisson_meter_volume = np.zeros(count)  # m³
+        self.computing_seconds = np.zeros(count)  # s each caisson ran IT power
 
     @property
     def time(self) -> float:
@@ -208,16 +229,19 @@ class PlantModel:
         outdoor = self.outdoor = float(self.drivers.outdoor[k])
         self.compute_demand = self.drivers.compute_demand[k]
         plcs = self.plcs
+        sensors = self.sensors
         plcs.scan(
             now,
             dt,
             self.commands,
-            self.sensors.read(Sensor.OUTLET, self.water, now),
-            self.sensors.read(Sensor.FLOW, self.flow, now),
+            sensors.read(Sensor.INLET, self.inlet, now),
+            sensors.read(Sensor.OUTLET, self.water, now),
+            sensors.read(Sensor.FLOW, self.flow, now),
+            self.it_power,
             self.leak,
             self.pump_fault,
         )
-        source_flow, it_total, pump_total = drive_caissons(
+        _, it_total, pump_total = drive_caissons(
             self.params,
             dt,
             plcs.pump_speed,
@@ -233,6 +257,12 @@ class PlantModel:
             self.chip_temp,
             self.throttling,
         )
+        # Each caisson's pump moves `flow` through it; its loading unit's valve draws the share
+        # `valve` from the header and recirculates the rest (no unit: valve 1). The header sees
+        # only the drawn share, through the caisson's return and supply pipes.
+        header_flow = self.header_flow
+        np.multiply(plcs.valve, self.flow, out=header_flow)
+        source_flow = float(header_flow.sum())
 
         # Dry cooler on the caissons' return; then the return and supply pipes in one pass.
         bottom = self.tank.bottom
@@ -242,18 +272,19 @@ class PlantModel:
         inlet, moved = self._pipe_inlet, self._pipe_moved
         inlet[:count] = return_header
         inlet[count:] = self.water
-        moved[:count] = self.flow
-        moved[count:] = self.flow
+        moved[:count] = header_flow
+        moved[count:] = header_flow
         moved *= dt
         outflow = self.pipes.advance(inlet, moved)
-        self.inlet[:] = outflow[:count]
+        self.return_in[:] = outflow[:count]
+        mix_inlet(plcs.valve, self.return_in, self.water, self.inlet)
         self.caisson_meter_energy += VOLUMETRIC_HEAT * self.flow * (self.water - self.inlet) * dt
-        self.caisson_meter_volume += self.flow * dt
+        self.caisson_meter_volume += header_flow * dt
         room = heat_caissons(
             self.params, dt, self.water, self.inlet, self.flow, self.it_power, self.pump_power
         )
         supply = outflow[count:]
-        supply_header = float(self.flow @ supply) / source_flow if source_flow else self.tank.top
+        supply_header = float(header_flow @ supply) / source_flow if source_flow else self.tank.top
 
         hx_flow, hx_return = self._serve_site(k)
         self.tank.step(source_flow, supply_header, hx_flow, hx_return)
@@ -279,18 +310,24 @@ class PlantModel:
         leased = commands.leased(now)
         valve = commands.dry_cooler_valve if leased else 0.0
         fan = commands.dry_cooler_fan if leased else 0.0
-        dumped = 0.0
+        limit = cooler.return_limit
+        if leased and commands.return_limit is not None:
+            limit = min(commands.return_limit, cooler.hard_limit)  # the PLC's hard band
+        dumped = safety = 0.0
         if flow > 0.0 and water > outdoor:
             air_full = cooler.capacity * (water - outdoor) / cooler.design_difference
             water_side = VOLUMETRIC_HEAT * flow * (water - outdoor)
             dumped = min(air_full * fan, valve * water_side)
-            needed = VOLUMETRIC_HEAT * flow * (water - cooler.return_limit)
+            needed = VOLUMETRIC_HEAT * flow * (water - limit)
             local = min(needed, air_full, water_side)
             if local > dumped:
                 dumped = local
                 valve, fan = 1.0, max(fan, local / air_full)
-        self.flows.dry_cooler_valve, self.flows.dry_cooler_fan = valve, fan
-        self.flows.dumped_heat = dumped
+                if limit >= cooler.hard_limit:
+                    safety = local
+        flows = self.flows
+        flows.dry_cooler_valve, flows.dry_cooler_fan = valve, fan
+        flows.dumped_heat, flows.dumped_safety, flows.return_limit = dumped, safety, limit
         return dumped, cooler.fan_power * fan**3
 
     def _serve_site(self, k: int) -> tuple[float, float]:
@@ -367,6 +404,9 @@ class PlantModel:
         t.reused += f.heat_exchanged * dt
         t.backup += f.backup_heat * dt
         t.dumped += f.dumped_heat * dt
+        if f.backup_heat > 0.0 and f.dumped_heat > 0.0:
+            t.dumped_while_backup += (f.dumped_heat - f.dumped_safety) * dt
+            t.dumped_while_backup_safety += f.dumped_safety * dt
         t.demand += f.demand * dt
         t.unmet += max(f.demand - f.heat_exchanged - f.backup_heat, 0.0) * dt
         t.room_losses += room * dt
@@ -379,12 +419,16 @@ class PlantModel:
             self.plcs.limits[Limit.LOW_FLOW],
             self.params[Param.THROTTLE],
             self.chip_temp,
+            self.computing_seconds,
+            dt,
         )
         t.max_outlet = max(t.max_outlet, hottest)
         if unflowed:
             t.it_without_flow_steps += unflowed
             t.it_without_flow_seconds += unflowed * dt
-        if it > 0.0:
+        # Heat-delivery time: the caissons make heat and send water to the header (a caisson
+        # warming up on its loading unit's recirculation sends none: there is no supply then).
+        if it > 0.0 and f.source_flow > 0.0:
             t.seconds_running += dt
             setpoints = self.site.setpoints
             outside = max(
@@ -393,7 +437,11 @@ class PlantModel:
             if outside > 0.0:
                 t.seconds_out_of_band += dt
                 t.kelvin_seconds_out_of_band += outside * dt
-            t.min_chip_margin = min(t.min_chip_margin, margin)
+        t.min_chip_margin = min(t.min_chip_margin, margin)
 
     def kpis(self) -> PlantKpis:
-        return PlantKpis.from_totals(self.totals, self.plcs.trips)
+        seconds = self.totals.seconds
+        shares = self.computing_seconds / seconds if seconds else self.computing_seconds
+        return PlantKpis.from_totals(
+            self.totals, self.plcs.trips, dict(zip(self.ids, shares.tolist(), strict=True))
+        )

@@ -1,8 +1,22 @@
-"""The caisson PLCs' own logic: lease watchdog and local interlocks, one scan per caisson.
+"""The caisson PLCs' own logic: lease watchdog, local interlocks, the pump's start and stop
+sequence and the loading unit's valve loop, one scan per caisson.
 
 This is what protects a caisson with or without a supervisor (DOMAIN.md, "Safety"). It sees the
 plant only through its sensors, so a stuck sensor fools it as it would a real PLC; a sensor at its
 fault sentinel (NaN here) counts as a trip condition: fail safe.
+
+Proof of flow: IT power is allowed only while the pump is commanded to run and the flow has stayed
+above the low-flow limit for `flow_proof` seconds; the moment the flow drops below it the cap is
+0, whatever anyone writes (the low-flow trip, with its delay, then drives the pump to full speed).
+Standby: in remote mode, asked to by the supervisor (`standby_request`), with its cap command at 0
+and its IT power below `idle_power` for `post_run` seconds, the PLC stops the pump; a check valve
+then stops all flow through the caisson. Any other state runs the pump: local and local safe mode
+at the safe speed, a trip at full speed. Starting again is the reverse: pump on, flow proven, and
+only then IT power.
+Loading unit: a three-way valve mixes the header's return (share `valve`) with the caisson's own
+outlet (the rest) into its inlet. The PLC's integral loop drives it to the inlet setpoint (the
+supervisor's lease, or its own default); it recirculates while the pump starts or stands still,
+and opens to the header on an over-temperature or low-flow trip or a failed temperature sensor.
 """
 
 from __future__ import annotations
@@ -68,6 +82,15 @@ class Limit(IntEnum):
     TRIP_RESET_DELAY = 7
     LEASE_TIMEOUT = 8
     NOMINAL_POWER = 9
+    FLOW_PROOF = 10  # s
+    POST_RUN = 11  # s
+    IDLE_POWER = 12  # W
+    LOADING_UNIT = 13  # 1.0: fitted
+    DEFAULT_INLET = 14  # °C, the loading unit's own inlet setpoint
+    VALVE_RATE = 15  # share of the stroke per second
+
+
+VALVE_GAIN = 0.008  # per K·s: the loading unit's integral loop on the inlet temperature
 
 
 @dataclass
@@ -89,6 +112,9 @@ class SupervisorCommands:
     compute_cap_renewed_at: FloatArray
     remote_request: BoolArray  # consumed by the PLC's next scan
     trip_reset: BoolArray  # consumed by the PLC's next scan
+    standby_request: BoolArray  # the pump may stop while the caisson is idle (held, not consumed)
+    inlet_setpoint: FloatArray  # °C, the loading unit's (a lease of its own)
+    inlet_setpoint_renewed_at: FloatArray
 
     @classmethod
     def absent(cls, count: int) -> SupervisorCommands:
@@ -106,6 +132,9 @@ class SupervisorCommands:
             compute_cap_renewed_at=never(),
             remote_request=np.zeros(count, dtype=bool),
             trip_reset=np.zeros(count, dtype=bool),
+            standby_request=np.zeros(count, dtype=bool),
+            inlet_setpoint=np.zeros(count),
+            inlet_setpoint_renewed_at=never(),
         )
 
     def write(
@@ -117,6 +146,8 @@ class SupervisorCommands:
         plc_cap: float | None = None,
         compute_cap: float | None = None,
         heartbeat: int | None = None,
+        inlet_setpoint: float | None = None,
+        standby_request: bool | None = None,
     ) -> None:
         """A supervisor's write at plant time `now`; a rewrite of a lease setpoint renews it."""
         if pump_speed is not None:
@@ -131,6 +162,11 @@ class SupervisorCommands:
         if heartbeat is not None and heartbeat != self.heartbeat[caisson]:
             self.heartbeat[caisson] = heartbeat
             self.heartbeat_changed_at[caisson] = now
+        if inlet_setpoint is not None:
+            self.inlet_setpoint[caisson] = inlet_setpoint
+            self.inlet_setpoint_renewed_at[caisson] = now
+        if standby_request is not None:
+            self.standby_request[caisson] = standby_request
 
 
 class CaissonPlcs:
@@ -142,18 +178,30 @@ class CaissonPlcs:
         self.interlocks = np.zeros(count, dtype=np.int64)  # Interlock bits
         self.low_flow_for = np.zeros(count)  # s the flow has been below the limit
         self.healthy_for = np.zeros(count)  # s since every trip cause went away
+        self.proven_for = np.zeros(count)  # s the flow has been above the limit, pump running
+        self.idle_for = np.zeros(count)  # s with the cap command at 0 and no IT power
+        self.standby = np.zeros(count, dtype=bool)  # pump stopped on request
+        self.inlet_setpoint = limits[Limit.DEFAULT_INLET].copy()  # °C in force
+        # The loading unit's valve: share of the pump flow drawn from the header (1: no unit).
+        self.valve = np.where(limits[Limit.LOADING_UNIT] > 0, 0.0, 1.0)
         self.pump_speed = np.zeros(count)  # outputs of the last scan
         self.it_cap = np.zeros(count)
         self.compute_cap = np.zeros(count)
         self.trips = 0  # caissons that went from healthy to tripped, over the run
+
+    @property
+    def flow_proven(self) -> BoolArray:
+        return self.proven_for >= self.limits[Limit.FLOW_PROOF]
 
     def scan(
         self,
         now: float,
         dt: float,
         commands: SupervisorCommands,
+        inlet_reading: FloatArray,
         outlet_reading: FloatArray,
         flow_reading: FloatArray,
+        it_power: FloatArray,
         leak: BoolArray,
         pump_fault: BoolArray,
     ) -> None:
@@ -166,17 +214,27 @@ class CaissonPlcs:
             self.interlocks,
             self.low_flow_for,
             self.healthy_for,
+            self.proven_for,
+            self.idle_for,
+            self.standby,
+            self.inlet_setpoint,
+            self.valve,
             c.pump_speed,
             c.plc_cap,
             c.compute_cap,
+            c.inlet_setpoint,
+            c.standby_request,
             c.heartbeat_changed_at,
             c.pump_speed_renewed_at,
             c.plc_cap_renewed_at,
             c.compute_cap_renewed_at,
+            c.inlet_setpoint_renewed_at,
             c.remote_request,
             c.trip_reset,
+            inlet_reading,
             outlet_reading,
             flow_reading,
+            it_power,
             leak,
             pump_fault,
             self.pump_speed,
@@ -194,17 +252,27 @@ def plc_scan(
     interlocks,
     low_flow_for,
     healthy_for,
+    proven_for,
+    idle_for,
+    standby,
+    inlet_setpoint,
+    valve,
     pump_cmd,
     cap_cmd,
     compute_cmd,
+    inlet_cmd,
+    standby_request,
     heartbeat_at,
     pump_at,
     cap_at,
     compute_at,
+    inlet_at,
     remote_request,
     trip_reset,
+    inlet,
     outlet,
     flow,
+    it_power,
     leak,
     pump_fault,
     out_speed,
@@ -225,11 +293,13 @@ def plc_scan(
         if remote_request[i] and alive:
             mode[i] = _REMOTE
         remote_request[i] = False
+        remote = mode[i] == _REMOTE
 
         word = interlocks[i]
         was_tripped = word & TRIPS
         flow_low = not flow[i] >= limits[Limit.LOW_FLOW, i]  # NaN: a faulty sensor is low
-        low_flow_for[i] = low_flow_for[i] + dt if flow_low else 0.0
+        # A pump stopped on request has no flow to prove: low flow counts only while it runs.
+        low_flow_for[i] = low_flow_for[i] + dt if flow_low and not standby[i] else 0.0
         too_hot = not outlet[i] < limits[Limit.OVERTEMP_TRIP, i]  # NaN trips too
         if low_flow_for[i] >= limits[Limit.LOW_FLOW_DELAY, i]:
             word |= _LOW_FLOW
@@ -240,7 +310,7 @@ def plc_scan(
         if pump_fault[i]:
             word |= _PUMP
         word = word | _WARN if not outlet[i] < limits[Limit.OVERTEMP_WARN, i] else word & ~_WARN
-        cause = flow_low or too_hot or leak[i] or pump_fault[i]
+        cause = (flow_low and not standby[i]) or too_hot or leak[i] or pump_fault[i]
         healthy_for[i] = 0.0 if cause else healthy_for[i] + dt
         if healthy_for[i] >= limits[Limit.TRIP_RESET_DELAY, i] or (trip_reset[i] and not cause):
             word &= ~TRIPS
@@ -251,19 +321,54 @@ def plc_scan(
         interlocks[i] = word
 
         nominal = limits[Limit.NOMINAL_POWER, i]
-        if mode[i] == _REMOTE:
-            # The PLC never runs the pump below its minimum speed: stopping it is the dangerous way.
+        if remote:
+            # The PLC never runs the pump below its minimum speed: stopping it is the dangerous
+            # way, and only the standby sequence below may do it.
             speed = max(pump_cmd[i], limits[Limit.MIN_SPEED, i])
             cap = min(cap_cmd[i], nominal)
+            inlet_lease = now - inlet_at[i] < timeout
+            inlet_setpoint[i] = inlet_cmd[i] if inlet_lease else limits[Limit.DEFAULT_INLET, i]
         else:
             speed = limits[Limit.SAFE_SPEED, i]
             cap = limits[Limit.SAFE_CAP, i]
+            inlet_setpoint[i] = limits[Limit.DEFAULT_INLET, i]
+
+        # Standby: asked for, in remote mode, untripped, the cap at 0 and the servers idle for the
+        # post-run time. Anything else runs the pump.
+        idle = remote and cap_cmd[i] <= 0.0 and it_power[i] <= limits[Limit.IDLE_POWER, i]
+        idle_for[i] = idle_for[i] + dt if idle else 0.0
+        if remote and standby_request[i] and cap_cmd[i] <= 0.0 and not word & TRIPS:
+            if idle_for[i] >= limits[Limit.POST_RUN, i]:
+                standby[i] = True
+        else:
+            standby[i] = False
+        if standby[i]:
+            speed = 0.0
         if word & (_LOW_FLOW | _HOT):
             speed = 1.0
         if word & _LEAK:
             speed = 0.0  # isolated: valves shut, pump off
         if word & TRIPS:
             cap = 0.0
+
+        # Proof of flow: IT power only while the running pump's flow has stayed above the limit.
+        running = speed > 0.0
+        proven_for[i] = proven_for[i] + dt if running and not flow_low else 0.0
+        if proven_for[i] < limits[Limit.FLOW_PROOF, i]:
+            cap = 0.0
+
+        # The loading unit's valve (share from the header), moving at most its stroke rate.
+        if limits[Limit.LOADING_UNIT, i] > 0.0:
+            rate = limits[Limit.VALVE_RATE, i] * dt
+            if word & (_LOW_FLOW | _HOT) or not (inlet[i] == inlet[i] and outlet[i] == outlet[i]):
+                move = rate  # cool from the header; a failed sensor fails safe the same way
+            elif not running or proven_for[i] < limits[Limit.FLOW_PROOF, i]:
+                move = -rate  # recirculate while the pump starts or stands still
+            else:
+                move = VALVE_GAIN * (inlet[i] - inlet_setpoint[i]) * dt
+                move = min(max(move, -rate), rate)
+            valve[i] = min(max(valve[i] + move, 0.0), 1.0)
+
         out_speed[i] = speed
         out_cap[i] = cap
         # The compute manager's power cap is a lease of its own, with the same safe fallback.

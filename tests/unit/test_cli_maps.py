@@ -173,7 +173,7 @@ def test_validate_confirms_valid_maps_and_site() -> None:
     code, out, err = run("maps", "validate", SKID_MAP, heat_meter, "--site", DEMO)
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        f"ok {SKID_MAP} (modbus map caisson-skid, 25 points)",
+        f"ok {SKID_MAP} (modbus map caisson-skid, 31 points)",
         f"ok {heat_meter} (modbus map heat-meter, 6 points)",
         f"ok {DEMO} (site residential, 8 devices, 3 caissons)",
     ]
@@ -194,7 +194,7 @@ def test_validate_with_site_checks_the_roles_the_maps_serve(tree: Path) -> None:
     site = tree / "sites" / "demo.yaml"
     code, out, err = run("maps", "validate", skid_map)
     assert (code, err) == (0, "")
-    assert out == f"ok {skid_map} (modbus map caisson-skid, 25 points)\n"
+    assert out == f"ok {skid_map} (modbus map caisson-skid, 31 points)\n"
 
     code, out, err = run("maps", "validate", skid_map, "--site", site)
     assert (code, out) == (2, "")

@@ -13,7 +13,7 @@ from controller.config.loader import LoadedSite, load_site
 from controller.control.arbiter import Source, Write
 from controller.fieldbus.image import PointRef, Quality, Reason, Sample
 from simulators.closed_loop import FAST_SAMPLES, InProcessField, Outage, run_closed_loop
-from simulators.plant.plc import Limit, PlcMode
+from simulators.plant.plc import Interlock, Limit, PlcMode
 from simulators.plant.sensors import FaultKind, Sensor
 from simulators.run import ScenarioRun
 from tests.plant_helpers import SITES, scenario_run
@@ -201,9 +201,11 @@ def test_max_outlet_and_band_share_follow_the_truth() -> None:
     assert kpis.hours_out_of_band == pytest.approx(outside / 3600)
 
 
-def test_a_seized_pump_runs_it_power_without_flow_until_the_low_flow_trip() -> None:
-    """PLCs alone: the pump seizes with no fault signal; only the flow tells the PLC, which cuts IT
-    power after its low-flow delay. Those seconds are what the KPI counts."""
+def test_a_seized_pump_loses_its_proof_of_flow_at_the_next_plc_scan() -> None:
+    """PLCs alone: the pump seizes with no fault signal; only the flow tells the PLC. Its proof of
+    flow drops at its next scan, which cuts IT power (one step of IT power without flow: the scan
+    reads the flow of the step before, as a real PLC reads its last sample); the low-flow trip
+    follows after its delay. Those seconds are what the KPI counts."""
     site = demo_site()
     run = run_of(site, duration="10 min")
     model = run.model
@@ -213,14 +215,18 @@ def test_a_seized_pump_runs_it_power_without_flow_until_the_low_flow_trip() -> N
     model.seize_pump(0)
     low_flow = model.plcs.limits[Limit.LOW_FLOW, 0]
     counted = 0
+    tripped_after = None
     while model.step_index < run.scenario.steps:
         run.step()
         counted += model.it_power[0] > 0 and model.flow[0] < low_flow
+        if tripped_after is None and model.plcs.interlocks[0] & Interlock.LOW_FLOW_TRIP:
+            tripped_after = model.step_index - 120
     kpis = model.kpis()
     delay = site.config.caisson_types["cabinet-20kw"].plc.low_flow_delay
-    assert kpis.it_without_flow_steps == counted
-    assert kpis.it_without_flow_s == counted * run.scenario.step
-    assert delay <= kpis.it_without_flow_s <= delay + 2
+    assert kpis.it_without_flow_steps == counted == 1
+    assert kpis.it_without_flow_s == run.scenario.step
+    assert tripped_after is not None
+    assert delay <= tripped_after <= delay + 2
     assert kpis.plc_trips == 1
     assert model.it_power[0] == 0.0
 

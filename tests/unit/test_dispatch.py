@@ -25,6 +25,7 @@ from controller.water import VOLUMETRIC_HEAT
 HEAT = PlantLimits(
     tank_volume=2.0,
     return_limit=60.0,
+    hard_return_limit=67.0,
     outlet_setpoint=65.0,
     policy=Policy.HEAT_PRIORITY,
     tank_reserve=0.6,
@@ -35,7 +36,10 @@ THREE = [Candidate(i, 20e3, 12e3, 0.94) for i in range(3)]
 
 
 def plant(
-    load: float = 30e3, tank: tuple[float | None, ...] = (62.0, 58.0, 52.0, 45.0), ret: float = 45.0
+    load: float = 30e3,
+    tank: tuple[float | None, ...] = (62.0, 58.0, 52.0, 45.0),
+    ret: float = 45.0,
+    backup: float = 0.0,
 ) -> PlantInputs:
     flow = 1e-3
     return PlantInputs(
@@ -46,7 +50,7 @@ def plant(
         building_flow=flow,
         supply=65.0,
         ret=ret,
-        backup_heat=0.0,
+        backup_heat=backup,
     )
 
 
@@ -64,7 +68,7 @@ def test_configured_load_follows_the_heating_curve() -> None:
     assert configured_load(LOADS, 15.0) == 0.0
 
 
-def test_every_candidate_runs_each_at_least_at_its_minimum() -> None:
+def test_running_caissons_share_the_target_each_at_least_at_its_minimum() -> None:
     caps = share_caps(45e3, THREE)
     assert sum(caps.values()) == pytest.approx(45e3)
     assert all(cap >= 12e3 for cap in caps.values())
@@ -94,17 +98,17 @@ def test_a_heavy_day_stores_heat_for_the_peaks() -> None:
     assert result.it_target == 60e3
 
 
-def test_below_the_plant_minimum_it_charges_then_rests() -> None:
-    light = plant(load=10e3, tank=(63.0, 62.0, 60.0, 50.0))
-    charging, state = plan(HEAT, LOADS, DispatchState(), light, THREE, 1.0)
-    assert charging.it_target == pytest.approx(plant_minimum(THREE))
-    charged = plant(load=10e3, tank=(65.0, 65.0, 64.0, 57.0), ret=55.0)
+def test_below_one_caissons_minimum_it_charges_then_rests() -> None:
+    assert plant_minimum(THREE) == 12e3  # one caisson at its minimum: the others stand by
+    light = plant(load=8e3, tank=(63.0, 62.0, 60.0, 50.0))
+    charging, state = plan(HEAT, LOADS, DispatchState(), light, THREE, 1.0, top_needed=63.5)
+    assert charging.it_target == pytest.approx(plant_minimum(THREE))  # the top is too cool
+    charged = plant(load=8e3, tank=(65.0, 65.0, 64.0, 57.0), ret=55.0)
     resting, state = plan(HEAT, LOADS, state, charged, THREE, 1.0)
     assert resting.it_target == 0.0
-    assert set(resting.caps.values()) == {0.0}
     still_resting, state = plan(HEAT, LOADS, state, light, THREE, 1.0)
     assert still_resting.it_target == 0.0  # hysteresis: not until the tank runs low
-    low = plant(load=10e3, tank=(59.0, 50.0, 45.0, 42.0))
+    low = plant(load=8e3, tank=(59.0, 50.0, 45.0, 42.0))
     again, _ = plan(HEAT, LOADS, state, low, THREE, 1.0)
     assert again.it_target >= plant_minimum(THREE)
 
@@ -121,7 +125,7 @@ def test_compute_priority_runs_flat_out_and_rejects_when_the_tank_is_full() -> N
 
 
 def test_a_return_the_heat_cannot_leave_sheds_compute() -> None:
-    hot = plant(load=10e3, tank=(65.0,) * 4, ret=59.5)
+    hot = plant(load=10e3, tank=(65.0,) * 4, ret=66.5)  # 0.5 K from the caissons' hard limit
     state = DispatchState(mode=Mode.REJECT)
     for _ in range(60):
         result, state = plan(COMPUTE, LOADS, state, hot, THREE, 1.0)
@@ -134,11 +138,65 @@ def test_a_return_the_heat_cannot_leave_sheds_compute() -> None:
     assert result.it_target == 60e3
 
 
+def test_a_hot_return_while_the_backup_fires_is_the_buildings_and_sheds_nothing() -> None:
+    """A cold snap: the radiators return hot, the backup boiler fires. The heat has somewhere to
+    go (the building wants more): no shed, and no dry cooling of the supervisor's."""
+    cold_snap = plant(load=130e3, tank=(69.0, 68.0, 67.0, 66.5), ret=66.5, backup=80e3)
+    state = DispatchState()
+    for _ in range(600):
+        result, state = plan(HEAT, LOADS, state, cold_snap, THREE, 1.0)
+    assert result.mode is not Mode.SHED
+    assert result.it_target == 60e3
+    assert result.backup_firing
+    assert result.dry_cooler == 0.0
+
+
+def test_the_supervisors_dry_cooling_stops_while_the_backup_fires() -> None:
+    full = plant(load=0.0, tank=(65.0,) * 4, ret=59.0)
+    state = DispatchState(mode=Mode.REJECT, cooler=0.5)
+    rejecting, state = plan(COMPUTE, LOADS, state, full, THREE, 1.0)
+    assert rejecting.mode is Mode.REJECT
+    assert rejecting.dry_cooler > 0.5
+    peak = replace(full, backup_heat=20e3)  # a morning peak: the backup boiler fires
+    firing, state = plan(COMPUTE, LOADS, state, peak, THREE, 1.0)
+    assert firing.backup_firing
+    assert firing.dry_cooler == 0.0
+    after, _ = plan(COMPUTE, LOADS, state, full, THREE, 1.0)
+    assert 0.0 < after.dry_cooler < 0.01  # starts again from closed, on its integral
+
+
+def test_a_full_tank_stays_full_until_it_has_clearly_discharged() -> None:
+    """No mode flapping at the tank's edge: full at its bottom 2 K from the limit, not full again
+    only 3 K further down."""
+    state = DispatchState(mode=Mode.STORE)
+    at_edge = plant(load=0.0, tank=(65.0, 64.0, 62.0, 58.0), ret=58.0)
+    result, state = plan(COMPUTE, LOADS, state, at_edge, THREE, 1.0)
+    assert result.mode is Mode.REJECT
+    assert state.full
+    just_below = plant(load=0.0, tank=(65.0, 64.0, 60.0, 56.0), ret=56.0)
+    result, state = plan(COMPUTE, LOADS, state, just_below, THREE, 1.0)
+    assert result.mode is Mode.REJECT
+    discharged = plant(load=0.0, tank=(65.0, 60.0, 50.0, 45.0), ret=45.0)
+    result, state = plan(COMPUTE, LOADS, state, discharged, THREE, 1.0)
+    assert result.mode is Mode.STORE
+    assert not state.full
+
+
+def test_a_heavy_day_with_a_full_tank_stores_on_at_the_load_without_stopping() -> None:
+    """Heat priority, the day's load near capacity: STORE. The tank full, the caissons follow the
+    load (not its reserve, which would stop them and restart them at the tank's edge)."""
+    state = DispatchState(mode=Mode.STORE, trend=45e3, load=40e3)
+    full = plant(load=40e3, tank=(65.0,) * 4, ret=58.5)
+    result, _ = plan(HEAT, LOADS, state, full, THREE, 1.0)
+    assert result.mode is Mode.STORE
+    assert result.it_target == pytest.approx(40e3 / 0.94, rel=0.01)
+
+
 def test_lost_plant_measurements_mean_safe_mode() -> None:
     blind = replace(plant(), tank=(None, None, None, None), ret=None)
     result, _ = plan(HEAT, LOADS, DispatchState(), blind, THREE, 1.0)
     assert result.mode is Mode.SAFE
-    assert result.caps == {}
+    assert result.it_target == 0.0
 
 
 @pytest.mark.parametrize(
@@ -156,3 +214,4 @@ def test_dry_cooler_integral_action(
     mode: Mode, ret: float | None, previous: float, expected: float
 ) -> None:
     assert dry_cooler_command(mode, ret, 60.0, previous, 1.0) == pytest.approx(expected)
+    assert dry_cooler_command(mode, ret, 60.0, previous, 1.0, backup_firing=True) == 0.0

@@ -93,8 +93,8 @@ def bundled(name: str) -> ModbusMap:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("caisson_skid", [(HR, 0, 4), (IR, 0, 10), (CO, 0, 2), (DI, 0, 1)]),
-        ("plant_skid", [(HR, 0, 3), (IR, 0, 15), (CO, 0, 1)]),
+        ("caisson_skid", [(HR, 0, 5), (IR, 0, 12), (CO, 0, 3), (DI, 0, 1)]),
+        ("plant_skid", [(HR, 0, 4), (IR, 0, 16), (CO, 0, 1)]),
         ("heat_meter", [(IR, 0, 12)]),
     ],
 )
@@ -113,7 +113,7 @@ def test_word_and_its_bits_ride_in_one_block_at_one_offset() -> None:
     for point_id in ("pump_status", "pump_running", "pump_fault", "pump_alarm"):
         assert inputs.offset_of(skid.point(point_id)) == 8
     assert inputs.offset_of(skid.point("it_power")) == 5
-    assert inputs.end == 10
+    assert inputs.end == 12
 
 
 def test_offsets_follow_one_based_addressing() -> None:
@@ -440,7 +440,7 @@ def test_a_word_and_its_bits_become_unreadable_together() -> None:
     learn(plan, frozenset({(IR, 8)}))
     unreadable = {p.id for p in plan.unreadable}
     assert unreadable == {"pump_status", "pump_running", "pump_fault", "pump_alarm"}
-    assert layout(plan.blocks) == [(HR, 0, 4), (IR, 0, 8), (IR, 9, 1), (CO, 0, 2), (DI, 0, 1)]
+    assert layout(plan.blocks) == [(HR, 0, 5), (IR, 0, 8), (IR, 9, 3), (CO, 0, 3), (DI, 0, 1)]
 
 
 def test_reports_about_replaced_blocks_are_ignored() -> None:

@@ -52,11 +52,16 @@ def test_every_bundled_scenario_loads() -> None:
         "demo-winter-day",
         "pool-refill",
         "pool-refill-week",
+        "pool-winter-week",
+        "residential-cold-snap",
         "residential-fault-day",
+        "residential-low-compute-day",
         "residential-shoulder-warm-spell",
         "residential-summer-dhw-day",
+        "residential-summer-dhw-week",
         "residential-winter-week",
         "warehouse-summer-week",
+        "warehouse-winter-week",
     ]
     for path in SCENARIOS.glob("*.yaml"):
         loaded = load_scenario(path)

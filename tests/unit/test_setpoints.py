@@ -1,0 +1,108 @@
+"""The outlet setpoint's reset and the loading units' inlet setpoints (setpoints.py). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from controller.config.loader import load_site
+from controller.control.interlocks import CaissonLimits
+from controller.control.setpoints import (
+    HIGH_MARGIN,
+    LOW_MARGIN,
+    ResetInputs,
+    best_heat_temperature,
+    carried_power,
+    chip_ceiling,
+    chip_power,
+    inlet_setpoint,
+    outlet_setpoint,
+)
+from controller.water import VOLUMETRIC_HEAT
+from tests.plant_helpers import SITES
+
+SITE = load_site(SITES / "demo.yaml").config
+CABINET = CaissonLimits.of(SITE.caisson_types["cabinet-20kw"])  # 20 kW, 40 L/min, 48 chips
+BASE = ResetInputs(
+    nominal=65.0,
+    band_low=60.0,
+    band_high=70.0,
+    top_needed=None,
+    plant_return=45.0,
+    short=False,
+    plentiful=False,
+    chip_margin=3.0,
+)
+HALF = [(CABINET, 10e3)] * 3  # three caissons at half power: the chips allow up to 76.6 °C
+
+
+@pytest.mark.parametrize(
+    ("change", "expected", "why"),
+    [
+        ({}, 65.0, "the site's setpoint"),
+        ({"plentiful": True}, 60.0 + LOW_MARGIN, "heat to spare: towards the band's low end"),
+        (
+            {"plentiful": True, "top_needed": 63.0},
+            63.5,
+            "...but never below what the loads need at the tank's top",
+        ),
+        ({"top_needed": 67.0}, 67.5, "the loads need a hotter tank top"),
+        ({"top_needed": 82.0}, 70.0 - HIGH_MARGIN, "never beyond the band"),
+        ({"plant_return": 63.0}, 68.0, "a hot return: keep a rise the pumps can carry"),
+        ({"nominal": 62.0}, 63.0, "an engineer's setpoint, within the band's margins"),
+    ],
+)
+def test_outlet_reset(change: dict[str, object], expected: float, why: str) -> None:
+    assert outlet_setpoint(replace(BASE, **change), HALF) == pytest.approx(expected), why
+
+
+def test_the_chips_cap_the_setpoint_at_the_planned_power() -> None:
+    # At 20 kW a cabinet's chips sit 20.8 K above the water: 87 − 20.8 = 66.2 °C at most.
+    full = [(CABINET, 20e3)] * 3
+    ceiling = chip_ceiling(CABINET, 20e3, 3.0)
+    assert ceiling == pytest.approx(90.0 - 3.0 - 20e3 * 0.05 / 48)
+    assert outlet_setpoint(replace(BASE, top_needed=68.0), full) == pytest.approx(ceiling)
+
+
+def test_short_of_heat_over_a_hot_return_it_seeks_the_most_heat_the_caissons_can_send() -> None:
+    """Cold snap: radiators return at 62 °C, the tank's bottom at 65 °C. A hotter outlet lets the
+    pumps carry more at full flow, but lowers what the chips allow: the best is where the two
+    limits cross, near the band's top."""
+    full = [(CABINET, 20e3)] * 3
+    cold_snap = replace(BASE, short=True, plant_return=65.0, top_needed=82.0)
+    chosen = outlet_setpoint(cold_snap, full)
+
+    def heat(outlet: float) -> float:
+        allowed = min(chip_power(CABINET, outlet, 3.0), carried_power(CABINET, outlet, 65.0))
+        return CABINET.heat_capture * allowed
+
+    assert chosen == pytest.approx(69.5)
+    assert heat(chosen) >= max(heat(63.0 + 0.25 * k) for k in range(27)) - 1.0
+    # Not short of heat, the chips' ceiling at full power would have held it at 66.2 °C, where
+    # the pumps could carry almost nothing over that return.
+    assert outlet_setpoint(replace(cold_snap, short=False), full) == pytest.approx(
+        chip_ceiling(CABINET, 20e3, 3.0)
+    )
+    assert heat(66.2) < 0.5 * heat(chosen)
+
+
+def test_the_best_heat_temperature_is_the_lowest_that_gives_the_most() -> None:
+    # Over a cool return every outlet from the band's floor carries all the chips allow.
+    assert best_heat_temperature([CABINET], 40.0, 63.0, 69.5, 3.0) == pytest.approx(63.0)
+    # Over a return hotter than the ceiling nothing can be carried: the floor.
+    assert best_heat_temperature([CABINET], 75.0, 63.0, 69.5, 3.0) == pytest.approx(63.0)
+
+
+@pytest.mark.parametrize(
+    ("power", "expected_rise"),
+    [
+        (0.0, 1.0),  # idle: the valve just opens (MIN_UNIT_RISE)
+        (10e3, 0.94 * 10e3 / (VOLUMETRIC_HEAT * 40 / 60000 * 0.3 * 1.25)),
+        (20e3, 0.94 * 20e3 / (VOLUMETRIC_HEAT * 40 / 60000 * 0.3 * 1.25)),
+    ],
+)
+def test_the_inlet_setpoint_lets_the_pump_run_near_its_minimum(
+    power: float, expected_rise: float
+) -> None:
+    assert inlet_setpoint(CABINET, 65.0, power) == pytest.approx(65.0 - expected_rise)
