@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from controller.config.loader import load_site  # noqa: E402
 from controller.config.site import SiteConfig  # noqa: E402
-from simulators.plant.caissons import drive_caissons, heat_caissons  # noqa: E402
+from simulators.plant.caissons import drive_caissons, heat_caissons, mix_inlet  # noqa: E402
 from simulators.plant.tank import step_tank  # noqa: E402
 from simulators.run import ScenarioRun  # noqa: E402
 from simulators.scenario import Scenario  # noqa: E402
@@ -115,14 +115,14 @@ def time_ceiling(caissons: int, steps: int) -> dict[str, float]:
     m = run.model
     m.step()
     c, plcs, pipes, tank = m.commands, m.plcs, m.pipes, m.tank
-    outlet, flow = m.water.copy(), m.flow.copy()
+    inlet_reading, outlet, flow = m.inlet.copy(), m.water.copy(), m.flow.copy()
     demand = m.drivers.compute_demand[0]
     stopped = m.pump_fault | m.pump_seized
     inlet, moved = m._pipe_inlet, m._pipe_moved
     start = time.perf_counter()
     for k in range(steps):
         now = float(k)
-        plcs.scan(now, 1.0, c, outlet, flow, m.leak, m.pump_fault)
+        plcs.scan(now, 1.0, c, inlet_reading, outlet, flow, m.it_power, m.leak, m.pump_fault)
         drive_caissons(
             m.params,
             1.0,
@@ -140,6 +140,7 @@ def time_ceiling(caissons: int, steps: int) -> dict[str, float]:
             m.throttling,
         )
         pipes.advance(inlet, moved)
+        mix_inlet(plcs.valve, m.return_in, m.water, m.inlet)
         heat_caissons(m.params, 1.0, m.water, m.inlet, m.flow, m.it_power, m.pump_power)
         step_tank(
             tank.temperature,

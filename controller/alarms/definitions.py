@@ -27,6 +27,7 @@ from controller.fieldbus.image import PointRef, Quality, Sample
 
 PLANT: Final = "plant"
 LOCKOUT: Final = "lockout"
+STANDBY: Final = "standby"
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class AlarmInstance:
     ref: PointRef  # the point read
     setpoint_ref: PointRef | None  # deviation: the point it deviates from
     condition: Condition  # stateful: one per instance
-    suppressed_in: frozenset[str]  # "lockout" (its caisson) and plant modes ("reject", ...)
+    suppressed_in: frozenset[str]  # "lockout", "standby" (its caisson), plant modes ("reject"...)
     caisson: str | None  # None for a plant alarm
 
 
@@ -97,15 +98,20 @@ def evaluate(
 
 
 def suppressed(
-    instances: Iterable[AlarmInstance], mode: str | None, lockout: Collection[str]
+    instances: Iterable[AlarmInstance],
+    mode: str | None,
+    lockout: Collection[str],
+    standby: Collection[str] = (),
 ) -> set[AlarmId]:
-    """The alarms suppressed by design: those of caissons in `lockout` that say "lockout", and
-    those that name the plant's current `mode` ("reject", "shed", ...)."""
+    """The alarms suppressed by design: those of caissons in `lockout` that say "lockout", of
+    caissons in `standby` (their pumps stopped on request) that say "standby", and those that
+    name the plant's current `mode` ("reject", "shed", ...)."""
     return {
         instance.definition.id
         for instance in instances
         if (mode is not None and mode in instance.suppressed_in)
         or (LOCKOUT in instance.suppressed_in and instance.caisson in lockout)
+        or (STANDBY in instance.suppressed_in and instance.caisson in standby)
     }
 
 

@@ -11,6 +11,9 @@ trips would act on the false value. The caisson's own physics gives each reading
   steady readings, and over Modbus a 0.1 °C register shows such a signal as exactly constant for
   hours (the simulators add no noise), so a frozen value alone proves nothing. The references:
   - inlet: the plant return header, the very water that reaches the inlet one return pipe later;
+    with a loading unit, that return mixed with the caisson's outlet in the shares its valve's
+    position says (the valve's feedback: the PLC's own loop moves it, so a stuck inlet sensor
+    that fools that loop shows as a mix that moves while the reading does not);
   - outlet: the outlet the heat balance asks for, inlet + captured IT power / (ρ·c_p·flow): while
     the outlet is steady no heat goes into the caisson's storage, and this is the outlet exactly;
   - flow: the pump's speed feedback times the pump's full flow (flow ∝ speed).
@@ -223,6 +226,7 @@ _READ: Final = (
     Skid.FLOW,
     Skid.PUMP_SPEED_FEEDBACK,
     Skid.IT_POWER,
+    Skid.MIXING_VALVE,
 )
 
 
@@ -255,13 +259,18 @@ class SensorChecks:
         plant_return = _read(snapshot, self._return)
         active: dict[AlarmId, bool] = {}
         for c in self._caissons:
-            inlet, outlet, flow, speed, power = (_read(snapshot, c.refs[p]) for p in _READ)
+            inlet, outlet, flow, speed, power, valve = (
+                _read(snapshot, c.refs[p]) for p in _READ
+            )
             moving = flow if flow is not None and flow >= c.min_flow else None  # None: standing
             expected = None  # the outlet the heat balance asks for
             if moving is not None and inlet is not None and power is not None:
                 expected = inlet + c.balance.heat_capture * power / (VOLUMETRIC_HEAT * moving)
+            mixed = plant_return  # what reaches the inlet: the return, through any loading unit
+            if plant_return is not None and valve is not None and valve < 1.0:
+                mixed = None if outlet is None else valve * plant_return + (1 - valve) * outlet
             active[AlarmId(c.id, "inlet_sensor_stuck")] = c.inlet.evaluate(
-                None if moving is None else inlet, plant_return, now
+                None if moving is None else inlet, mixed, now
             )
             active[AlarmId(c.id, "outlet_sensor_stuck")] = c.outlet.evaluate(outlet, expected, now)
             active[AlarmId(c.id, "flow_sensor_stuck")] = c.flow.evaluate(

@@ -74,8 +74,9 @@ class AlarmService:
         active |= self.sensors.conditions(snapshot, tick)  # their own delays, minutes long
         # The supervisor's lockouts: the site file's and those an engineer set since.
         lockout = {c.id for c in result.status.caissons if c.locked_out}
+        standby = {c.id for c in result.status.caissons if c.standby}
         suppressed: set[AlarmId] = definitions.suppressed(
-            self.instances, result.status.mode.value, lockout
+            self.instances, result.status.mode.value, lockout, standby
         )
         suppressed |= self.system.suppressed(lockout)
         suppressed |= self.sensors.suppressed(lockout)

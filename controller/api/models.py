@@ -42,6 +42,9 @@ class CaissonView(Model):
     cap_kw: float | None  # commanded
     it_power_kw: float | None
     alarms: int  # annunciated (not normal, not shelved or suppressed)
+    staged: bool = False  # staging runs it
+    pump_standby: bool | None = None  # its PLC has stopped the pump on request
+    inlet_setpoint_degc: float | None = None  # commanded to its loading unit
 
 
 class PlantView(Model):
@@ -51,6 +54,8 @@ class PlantView(Model):
     soc_pct: float | None
     load_kw: float | None
     dry_cooler_pct: float
+    outlet_setpoint_degc: float | None = None  # in force (the reset within the band)
+    return_limit_degc: float | None = None  # the dry cooler's, asked of the plant PLC
 
 
 class OverrideView(Model):

@@ -76,6 +76,8 @@ class Operations:
                 soc_pct=None if result.soc is None else result.soc * 100,
                 load_kw=None if result.load is None else result.load / 1e3,
                 dry_cooler_pct=result.dry_cooler * 100,
+                outlet_setpoint_degc=result.outlet_setpoint,
+                return_limit_degc=result.return_limit,
             )
         return m.Status(
             site=self.site.config.site.name,
@@ -471,6 +473,9 @@ class Operations:
             cap_kw=None if c.cap is None else c.cap / 1e3,
             it_power_kw=None if c.it_power is None else c.it_power / 1e3,
             alarms=alarms,
+            staged=c.staged,
+            pump_standby=c.standby,
+            inlet_setpoint_degc=c.inlet_setpoint,
         )
 
     def _overrides(self) -> list[m.OverrideView]:

@@ -257,5 +257,5 @@ def _caisson_summary(c: CaissonStatus) -> str:
         f"out {_number(c.outlet, 1, '.1f')} °C in {_number(c.inlet, 1, '.1f')} °C "
         f"flow {_number(c.flow, 60_000, '.1f')} L/min pump {_number(c.pump_speed, 100, '.0f')} % "
         f"cap {_number(c.cap, 1e-3, '.1f')} kW IT {_number(c.it_power, 1e-3, '.1f')} kW "
-        f"{'running' if c.running else 'idle'}"
+        f"{'running' if c.running else 'standby' if c.standby else 'idle'}"
     )

@@ -1,4 +1,4 @@
-"""`boilerctl sim run`: the simulated plant, in-process."""
+"""`boilerctl sim run`: the simulated plant, in-process, with a controller in the loop or not."""
 
 from __future__ import annotations
 
@@ -16,8 +16,12 @@ from rich.table import Table
 from controller.config.loader import ConfigError
 
 if TYPE_CHECKING:  # the simulator (numba) loads only when a sim command runs: --help stays quick
+    from controller.config.loader import LoadedSite
     from simulators.plant.kpis import PlantKpis
     from simulators.run import ScenarioRun
+
+# The controllers of simulators/controllers.py (kept here too: --help must not load them).
+CONTROLLERS = ("none", "pi", "staged", "supervisor")
 
 PROGRESS_AFTER_S = 1.5  # runs shorter than this show no progress bar
 
@@ -40,7 +44,9 @@ _KPI_ROWS: dict[str, tuple[str, str, str]] = {
     "ere": ("ERE", "", ".3f"),
     "hours_out_of_band": ("supply outside its band", "h", ".2f"),
     "discomfort_kh": ("supply band violation", "K·h", ".1f"),
-    "in_band_share": ("supply in its band, share of running time", "", ".1%"),
+    "in_band_share": ("supply in its band, share of heat-delivery time", "", ".1%"),
+    "dumped_while_backup_kwh": ("heat dumped while the backup fired", "kWh", ",.1f"),
+    "dumped_while_backup_safety_kwh": ("  and at the hard return limit (safety)", "kWh", ",.1f"),
     "max_outlet_c": ("hottest caisson outlet", "°C", ".1f"),
     "it_without_flow_s": ("IT power without cooling flow", "s", "g"),
     "min_chip_margin_k": ("minimum chip margin to throttling", "K", ".1f"),
@@ -50,42 +56,72 @@ _KPI_ROWS: dict[str, tuple[str, str, str]] = {
 
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (simulators/scenarios/*.yaml).")],
-    fast: Annotated[
-        bool, typer.Option("--fast", help="In-process, as fast as the machine goes (no sockets).")
-    ] = False,
+    controller: Annotated[
+        str,
+        typer.Option(
+            "--controller",
+            "-c",
+            help="In the loop: none (the PLCs alone), pi (a plain PI per pump), staged (staging "
+            "on the load, PI per running pump) or supervisor (this controller).",
+        ),
+    ] = "none",
+    hours: Annotated[
+        float | None,
+        typer.Option("--hours", min=0.001, help="Run only the scenario's first hours."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the KPIs as JSON.")] = False,
+    fast: Annotated[
+        bool, typer.Option("--fast", hidden=True, help="In-process (the only way it runs).")
+    ] = True,
 ) -> None:
-    """Run a scenario on the plant model and print its ground-truth KPIs."""
-    if not fast:
-        typer.echo("sim run: only in-process runs exist so far: add --fast", err=True)
+    """Run a scenario on the plant model, in-process, and print its ground-truth KPIs.
+
+    A commissioning engineer tries a site file change here, with the supervisor (or a
+    baseline) in the loop, before deploying it."""
+    del fast  # in-process runs are the only ones: the flag stays for older scripts
+    if controller not in CONTROLLERS:
+        typer.echo(
+            f"sim run: no controller {controller!r}: choose one of {', '.join(CONTROLLERS)}",
+            err=True,
+        )
         raise typer.Exit(EXIT_CONFIG)
-    _run_and_report(scenario, as_json)
+    _run_and_report(scenario, controller, hours, as_json)
 
 
-def _run_and_report(path: Path, as_json: bool) -> None:
+def _run_and_report(path: Path, controller: str, hours: float | None, as_json: bool) -> None:
     from simulators.run import ScenarioRun
     from simulators.scenario import load_scenario
 
     try:
         loaded = load_scenario(path)
-        simulation = ScenarioRun(loaded.scenario, loaded.site.config, loaded.path.parent)
+        scenario = loaded.scenario
+        if hours is not None:
+            scenario = scenario.model_copy(
+                update={"duration": min(hours * 3600, scenario.duration)}
+            )
+        simulation = ScenarioRun(scenario, loaded.site.config, loaded.path.parent)
     except ConfigError as error:
         for issue in error.issues:
             typer.echo(str(issue), err=True)
         raise typer.Exit(EXIT_CONFIG) from None
     started = time.perf_counter()
-    kpis = _run_with_progress(simulation)
+    kpis = _run_with_progress(simulation, loaded.site, controller)
     wall = time.perf_counter() - started
     if as_json:
         typer.echo(
             json.dumps(
-                {"scenario": loaded.scenario.name, "wall_s": round(wall, 3), "kpis": asdict(kpis)},
+                {
+                    "scenario": loaded.scenario.name,
+                    "controller": controller,
+                    "wall_s": round(wall, 3),
+                    "kpis": asdict(kpis),
+                },
                 indent=2,
             )
         )
         return
     console = Console()
-    title = f"{loaded.scenario.name}: {loaded.site.config.site.name}"
+    title = f"{loaded.scenario.name}: {loaded.site.config.site.name}, controller: {controller}"
     console.print(_kpi_table(kpis, title))
     if loaded.scenario.description:
         console.print(loaded.scenario.description, soft_wrap=True)
@@ -93,8 +129,11 @@ def _run_and_report(path: Path, as_json: bool) -> None:
     console.print(f"[dim]{kpis.duration_h:g} h simulated in {wall:.1f} s ({speed:,.0f}× real time)")
 
 
-def _run_with_progress(simulation: ScenarioRun) -> PlantKpis:
+def _run_with_progress(simulation: ScenarioRun, site: LoadedSite, controller: str) -> PlantKpis:
     """Runs longer than PROGRESS_AFTER_S show a bar of simulated time on stderr."""
+    from simulators.closed_loop import run_closed_loop
+    from simulators.controllers import controller_for
+
     started = time.perf_counter()
     total_h = simulation.scenario.duration / 3600
     progress: Progress | None = None
@@ -120,7 +159,13 @@ def _run_with_progress(simulation: ScenarioRun) -> PlantKpis:
         progress.update(task, completed=hours, done=f"{hours:.0f} / {total_h:.0f} h")
 
     try:
-        return simulation.run(progress=report, every=600)
+        if controller == "none":
+            return simulation.run(progress=report, every=600)
+        loop = controller_for(controller, site)
+        result = run_closed_loop(
+            simulation, site, loop.controller, loop.refs, progress=report, every=600
+        )
+        return result.kpis
     finally:
         if progress is not None:
             progress.stop()
@@ -134,4 +179,6 @@ def _kpi_table(kpis: PlantKpis, title: str) -> Table:
     values = asdict(kpis)
     for field, (label, unit, fmt) in _KPI_ROWS.items():
         table.add_row(label, format(values[field], fmt), unit)
+    for caisson, share in kpis.caisson_run_share.items():
+        table.add_row(f"{caisson} ran (IT power on)", f"{share:.1%}", "")
     return table

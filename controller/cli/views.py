@@ -62,7 +62,8 @@ def caisson_table(status: m.Status, zone: tzinfo, title: str | None = None) -> T
         caption = (
             f"plant {plant.control_mode.value}, mode {plant.mode}, "
             f"tank SoC {number(plant.soc_pct, '.0f')} %, load {number(plant.load_kw, '.1f')} kW, "
-            f"IT target {plant.it_target_kw:.1f} kW, dry cooler {plant.dry_cooler_pct:.0f} %"
+            f"IT target {plant.it_target_kw:.1f} kW, dry cooler {plant.dry_cooler_pct:.0f} %, "
+            f"outlet setpoint in force {number(plant.outlet_setpoint_degc, '.1f')} °C"
             f"\nsetpoints: {setpoints}"
         )
     table = Table(
@@ -92,9 +93,18 @@ def caisson_table(status: m.Status, zone: tzinfo, title: str | None = None) -> T
             number(c.cap_kw, ".1f"),
             number(c.it_power_kw, ".1f"),
             str(c.alarms) if c.alarms else "-",
-            "yes" if c.running else "no",
+            _running(c),
         )
     return table
+
+
+def _running(c: m.CaissonView) -> str:
+    """yes (drawing a cap), idle (staged on, no cap), standby (its pump stopped), or no."""
+    if c.running:
+        return "yes"
+    if c.pump_standby:
+        return "standby"
+    return "idle" if c.staged else "no"
 
 
 def points_table(points: m.Points, zone: tzinfo) -> Table:

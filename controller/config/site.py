@@ -472,8 +472,10 @@ class Api(StrictModel):
 
 # ---------------------------------------------------------------- alarms
 
-# What suppresses an alarm by design: its caisson in maintenance lockout, or a plant mode.
-Suppression = Literal["lockout", "reject", "shed", "safe", "store"]
+# What suppresses an alarm by design: its caisson in maintenance lockout or standing by (its pump
+# stopped on request: no flow by design), or a plant mode.
+Suppression = Literal["lockout", "standby", "reject", "shed", "safe", "store"]
+CAISSON_SUPPRESSIONS: Final = ("lockout", "standby")
 # Where a caisson alarm reads: the role of one of the caisson's devices.
 CAISSON_DEVICES: Final = ("skid", "compute", "heat_meter")
 # A plant alarm reads the plant's skid or heat meter, or any device by id.
@@ -570,12 +572,12 @@ class AlarmSpec(StrictModel):
                 f"{', '.join(CAISSON_DEVICES)}, not {self.device!r}",
                 ("device",),
             )
-        if self.scope == "plant" and "lockout" in self.suppressed_in:
-            index = self.suppressed_in.index("lockout")
-            raise FieldError(
-                "lockout suppresses caisson alarms; a plant alarm is suppressed by plant modes",
-                ("suppressed_in", index),
-            )
+        for name in CAISSON_SUPPRESSIONS:
+            if self.scope == "plant" and name in self.suppressed_in:
+                raise FieldError(
+                    f"{name} suppresses caisson alarms; a plant alarm is suppressed by plant modes",
+                    ("suppressed_in", self.suppressed_in.index(name)),
+                )
         return self
 
     def places(self, config: SiteConfig) -> list[tuple[str | None, str]]:

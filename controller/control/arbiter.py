@@ -140,7 +140,7 @@ def arbitrate(
         start = output.commanded if output.commanded is not None else output.sent
         if start is not None and not _towards_safety(winner, start):
             value = _rate_limited(spec, start, value, dt)
-        new_memory[ref] = replace(output, commanded=value, source=source, reason=reason)
+        new_memory[ref] = Output(value, output.sent, output.sent_at, output.writes, source, reason)
         changed = output.sent is None or abs(value - output.sent) > max(spec.deadband, 1e-9)
         renewal = spec.renew_every is not None and now - output.sent_at >= spec.renew_every
         if changed or renewal:
@@ -155,8 +155,8 @@ def confirm(memory: Mapping[PointRef, Output], write: Write, now: float) -> dict
     """The memory once `write` is confirmed by the device."""
     new_memory = dict(memory)
     output = new_memory.get(write.ref, Output())
-    new_memory[write.ref] = replace(
-        output, sent=write.si_value, sent_at=now, writes=output.writes + 1
+    new_memory[write.ref] = Output(
+        output.commanded, write.si_value, now, output.writes + 1, output.source, output.reason
     )
     return new_memory
 

@@ -93,6 +93,7 @@ MIN_LOAD = 0.2  # share of nominal power: a caisson with a loading unit runs at 
 JOB_HEADROOM = 1.1  # caps may exceed the jobs' available power by the chips' leakage
 SHORT_HOLD = 1800.0  # s the backup boiler counts as firing after it last fired (the reset)
 PLENTIFUL_SHARE = 0.5  # heat is plentiful below this share of the caissons' capacity
+RESET_PERIOD = 10.0  # s between two resets of the outlet setpoint (the loops ramp it at 1 K/min)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ class Supervisor:
         self.staging = StagingState()
         self.outlet_setpoint = config.setpoints.outlet  # °C in force (the reset's, unramped)
         self.backup_fired_at = float("-inf")  # monotonic s
+        self._reset_at = float("-inf")  # monotonic s of the outlet setpoint's last reset
         self.specs = self._output_specs()
         self.memory: dict[PointRef, Output] = {}
         self.dispatch = DispatchState()
@@ -373,7 +375,11 @@ class Supervisor:
             and inputs.caissons[c.index].plc_mode is not None
             and c.mode is ControlMode.AUTO
         ]
-        self.outlet_setpoint = self._reset(inputs, now)
+        backup = inputs.plant.backup_heat
+        if backup is not None and backup > 0.0:
+            self.backup_fired_at = now
+        if now - self._reset_at >= RESET_PERIOD or self.last_plan is None:
+            self.outlet_setpoint, self._reset_at = self._reset(inputs, now), now
         candidates = [
             self._candidate(c, inputs, guards[c.index])
             for c in stageable
@@ -480,8 +486,6 @@ class Supervisor:
     def _reset(self, inputs: Inputs, now: float) -> float:
         """The outlet setpoint in force this cycle (setpoints.py)."""
         plant = inputs.plant
-        if plant.backup_heat is not None and plant.backup_heat > 0.0:
-            self.backup_fired_at = now
         short = now - self.backup_fired_at < SHORT_HOLD
         last = self.last_plan
         plentiful = False

@@ -29,7 +29,16 @@ KPI = "kpi"
 EVENT = "event"
 
 # The fields of the supervisor's measurements, in the order control() writes them.
-PLANT_FIELDS = ("mode", "it_target_kw", "soc_pct", "load_kw", "delivered_kw", "dry_cooler_pct")
+PLANT_FIELDS = (
+    "mode",
+    "it_target_kw",
+    "soc_pct",
+    "load_kw",
+    "delivered_kw",
+    "dry_cooler_pct",
+    "outlet_setpoint_c",  # in force: the reset within the band
+    "return_limit_c",  # the dry cooler's, asked of the plant PLC
+)
 CAISSON_FIELDS = (
     "initialised",
     "running",
@@ -40,6 +49,8 @@ CAISSON_FIELDS = (
     "pump_speed_cmd_pct",
     "cap_kw",
     "chip_margin_k",
+    "staged",  # staging runs it (else it stands by, its pump stopped)
+    "inlet_setpoint_c",  # its loading unit's
 )
 
 
@@ -201,6 +212,8 @@ class Recorder:
             _kilo(status.load),
             _kilo(delivered),
             _percent(status.dry_cooler),
+            status.outlet_setpoint,
+            status.return_limit,
         )
         plant = _present(list(zip(PLANT_FIELDS, plant_values, strict=True)))
         lines = [text for text in [line(self._plant_key, plant, at)] if text]
@@ -215,6 +228,8 @@ class Recorder:
                 _percent(caisson.pump_speed),
                 _kilo(caisson.cap),
                 self._chip_margin(caisson.id, chip_temps.get(caisson.id)),
+                caisson.staged,
+                caisson.inlet_setpoint,
             )
             fields = _present(list(zip(CAISSON_FIELDS, values, strict=True)))
             text = line(self._caisson_keys[caisson.id], fields, at)

@@ -55,15 +55,18 @@ def on_a_terminal(*args: str, timeout: float = 300, columns: int = 100) -> tuple
     return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # drop colour and cursor codes
 
 
+HOURS = 30.0  # of each bundled scenario: every one's start, the days' longer than that cut
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.stem)
 def test_sim_run_prints_the_kpis_of_each_bundled_scenario(scenario: Path) -> None:
-    result = boilerctl("sim", "run", str(scenario), "--fast", "--json")
+    result = boilerctl("sim", "run", str(scenario), "--json", "--hours", str(HOURS))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     kpis = report["kpis"]
-    assert report["scenario"] == scenario.stem
+    assert (report["scenario"], report["controller"]) == (scenario.stem, "none")
     assert set(kpis) == {f.name for f in fields(PlantKpis)}
-    expected_hours = load_scenario(scenario).scenario.duration / 3600
+    expected_hours = min(load_scenario(scenario).scenario.duration / 3600, HOURS)
     assert kpis["duration_h"] == pytest.approx(expected_hours)
     assert kpis["it_energy_kwh"] > 0
     assert kpis["heat_delivered_kwh"] == pytest.approx(
@@ -75,7 +78,7 @@ def test_sim_run_prints_the_kpis_of_each_bundled_scenario(scenario: Path) -> Non
 
 def test_sim_run_table_and_progress_bar_on_a_terminal() -> None:
     """A run of a few seconds shows a progress bar of simulated time, then the KPI table."""
-    code, screen = on_a_terminal("sim", "run", "simulators/scenarios/pool-refill.yaml", "--fast")
+    code, screen = on_a_terminal("sim", "run", "simulators/scenarios/pool-refill.yaml")
     assert code == 0, screen
     assert re.search(r"simulating .* \d+ / 48 h", screen)
     assert "pool-refill: Piscine municipale" in screen
@@ -84,10 +87,34 @@ def test_sim_run_table_and_progress_bar_on_a_terminal() -> None:
     assert re.search(r"48 h simulated in [\d.]+ s", screen)
 
 
-def test_sim_run_without_fast_says_what_to_do() -> None:
-    result = boilerctl("sim", "run", "simulators/scenarios/demo-winter-day.yaml")
+@pytest.mark.parametrize("controller", ["pi", "staged", "supervisor"])
+def test_sim_run_with_a_controller_in_the_loop(controller: str) -> None:
+    """A commissioning engineer's trial: the demo's summer day, two hours, each controller."""
+    scenario = "simulators/scenarios/residential-summer-dhw-day.yaml"
+    result = boilerctl("sim", "run", scenario, "--controller", controller, "--hours", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    kpis = report["kpis"]
+    assert report["controller"] == controller
+    assert kpis["duration_h"] == pytest.approx(2.0)
+    assert kpis["it_energy_kwh"] > 0
+    assert set(kpis["caisson_run_share"]) == {"c1", "c2", "c3"}
+    plcs_alone = boilerctl("sim", "run", scenario, "--hours", "2", "--json")
+    # Remote control, not the PLCs' local safe settings: the caissons do not all run at their
+    # 10 kW safe cap.
+    assert json.loads(plcs_alone.stdout)["kpis"]["it_energy_kwh"] != pytest.approx(
+        kpis["it_energy_kwh"], rel=0.01
+    )
+
+
+def test_sim_run_names_the_controllers_it_knows() -> None:
+    result = boilerctl(
+        "sim", "run", "simulators/scenarios/demo-winter-day.yaml", "--controller", "mpc"
+    )
     assert result.returncode == 2
-    assert result.stderr.strip() == "sim run: only in-process runs exist so far: add --fast"
+    assert result.stderr.strip() == (
+        "sim run: no controller 'mpc': choose one of none, pi, staged, supervisor"
+    )
     assert result.stdout == ""
 
 

@@ -13,9 +13,11 @@ from structlog.testing import capture_logs
 
 from controller.config.loader import load_site
 from controller.logs import configure_logging
+from simulators.devices.fault_plan import FaultPlan
 from simulators.devices.plant_server import SimulatedPlant
 from simulators.lockstep import lockstep_controller
 from simulators.plant.plc import PlcMode
+from simulators.scenario import ColdSnap, ConstantWeather
 from tests.plant_helpers import SITES
 
 START = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)  # a cold January morning
@@ -87,3 +89,46 @@ async def test_the_controller_holds_the_outlets_in_the_band_over_real_sockets(
     assert min(supply) >= low
     assert max(supply) <= high
     assert model.plcs.trips == 0
+
+
+async def test_over_real_sockets_it_stages_a_caisson_down_and_up_and_stays_in_band() -> None:
+    """A mild day (8 °C) wants two caissons of the three the PLCs run at start: the lag one is
+    staged off and its PLC stops its pump; a cold step (−7 K at 20 min) wants all three: it is
+    started again (flow proven, warmed up on its loading unit) and joins the header hot."""
+    site = load_site(SITES / "demo.yaml")
+    plan = FaultPlan([], [ColdSnap(kind="cold_snap", at="20 min", drop="7 K")])
+    weather = ConstantWeather(kind="constant", temperature="8 degC")
+    simulated = SimulatedPlant(
+        site, start=START, speed=None, weather=weather, faults=plan, ephemeral_ports=True
+    )
+    model = simulated.model
+    low, high = site.config.setpoints.supply_low, site.config.setpoints.supply_high
+    first = model.step_index
+    standby: list[np.ndarray] = []
+    supply: list[float] = []
+
+    def observe(step: int) -> None:
+        standby.append(model.plcs.standby.copy())
+        if step - first > 600 and model.flows.source_flow > 0 and model.it_power.sum() > 0:
+            supply.append(model.flows.supply_header)
+
+    await simulated.start()
+    try:
+        async with lockstep_controller(simulated) as loop:
+            await loop.run(2400, observe)
+            cycle = loop.cycle
+            assert cycle.write_failures == {}
+            assert cycle.scan_failures == 0
+    finally:
+        await simulated.stop()
+    stopped = np.array(standby).sum(axis=1)  # caissons standing by, step by step
+    assert stopped[0] == 0
+    down = int(np.argmax(stopped == 1))
+    assert down > 0  # one was staged off and its pump stopped
+    assert 1200 < down + int(np.argmax(stopped[down:] == 0)) < 2400  # started again after the step
+    assert stopped[-1] == 0
+    assert np.all(model.plcs.mode == PlcMode.REMOTE)
+    assert model.plcs.trips == 0
+    assert model.totals.it_without_flow_steps == 0
+    assert low <= min(supply)
+    assert max(supply) <= high

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ HALF = [(CABINET, 10e3)] * 3  # three caissons at half power: the chips allow up
         ({"nominal": 62.0}, 63.0, "an engineer's setpoint, within the band's margins"),
     ],
 )
-def test_outlet_reset(change: dict[str, object], expected: float, why: str) -> None:
+def test_outlet_reset(change: dict[str, Any], expected: float, why: str) -> None:
     assert outlet_setpoint(replace(BASE, **change), HALF) == pytest.approx(expected), why
 
 
