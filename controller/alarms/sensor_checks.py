@@ -259,9 +259,7 @@ class SensorChecks:
         plant_return = _read(snapshot, self._return)
         active: dict[AlarmId, bool] = {}
         for c in self._caissons:
-            inlet, outlet, flow, speed, power, valve = (
-                _read(snapshot, c.refs[p]) for p in _READ
-            )
+            inlet, outlet, flow, speed, power, valve = (_read(snapshot, c.refs[p]) for p in _READ)
             moving = flow if flow is not None and flow >= c.min_flow else None  # None: standing
             expected = None  # the outlet the heat balance asks for
             if moving is not None and inlet is not None and power is not None:

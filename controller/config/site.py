@@ -390,6 +390,21 @@ class Policy(StrEnum):
     COMPUTE_PRIORITY = "compute-priority"  # compute runs flat out; surplus heat is rejected
 
 
+class Staging(StrictModel):
+    """When caissons start and stop (ASHRAE Guideline 36's boiler-plant staging): one more when
+    the wanted IT power has stayed above 90 % of the running caissons' for `up_delay`, one fewer
+    when it has fitted 80 % of one caisson fewer's for `down_delay` (the last one once nothing
+    has been wanted for `idle_delay`); each runs at least `min_run` and rests at least `min_off`;
+    a resting caisson `rotate_after` behind a running one in run time takes over from it."""
+
+    up_delay: Annotated[Duration, Field(ge=0)] = 300.0
+    down_delay: Annotated[Duration, Field(ge=0)] = 600.0
+    idle_delay: Annotated[Duration, Field(ge=0)] = 120.0
+    min_run: Annotated[Duration, Field(ge=0)] = 900.0
+    min_off: Annotated[Duration, Field(ge=0)] = 300.0
+    rotate_after: Annotated[Duration, Field(gt=0)] = 12 * 3600.0
+
+
 class Control(StrictModel):
     """How the supervisory controller runs this site."""
 
@@ -399,6 +414,7 @@ class Control(StrictModel):
     setpoint_ramp: TemperatureDifference = 1.0  # K per minute an outlet setpoint may move
     chip_margin: TemperatureDifference = 3.0  # K kept between the hottest chip and throttling
     lockout: tuple[Identifier, ...] = ()  # caissons in maintenance lockout: capped at 0, never run
+    staging: Staging = Staging()
 
 
 # ---------------------------------------------------------------- historian

@@ -76,6 +76,7 @@ class PlantLimits:
 class DispatchState:
     load: float | None = None  # W, filtered
     trend: float | None = None  # W, the day's trend
+    measured: bool = False  # the filters hold measurements (not the configured stand-in)
     shed_limit: float | None = None  # W of IT power, None: not shedding
     mode: Mode = Mode.HEAT
     cooler: float = 0.0  # the dry cooler's valve and fan command
@@ -255,8 +256,11 @@ def plan(
     plant_ok = tank_ok and plant.ret is not None
     measured = measured_load(plant)
     load_now = measured if measured is not None else configured_load(loads, plant.outdoor)
-    load = _filter(state.load, load_now, dt, LOAD_FILTER)
-    trend = _filter(state.trend, load_now, dt, TREND_FILTER)
+    # The first measurement replaces what the stand-in put in the filters (at start-up the
+    # building's meters may answer a few scans after the tank's sensors).
+    fresh = measured is not None and not state.measured
+    load = _filter(None if fresh else state.load, load_now, dt, LOAD_FILTER)
+    trend = _filter(None if fresh else state.trend, load_now, dt, TREND_FILTER)
     capacity_it = sum(c.cap_max for c in candidates)
     minimum = plant_minimum(candidates)
     capture = (
@@ -334,6 +338,7 @@ def plan(
         state,
         load=load,
         trend=trend,
+        measured=state.measured or measured is not None,
         shed_limit=shed,
         mode=mode,
         charging=charging,

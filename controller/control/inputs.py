@@ -68,6 +68,50 @@ class Inputs:
     plant: PlantInputs
 
 
+SKID_READ: tuple[Skid, ...] = (
+    Skid.INLET_TEMP,
+    Skid.OUTLET_TEMP,
+    Skid.FLOW,
+    Skid.PUMP_SPEED_FEEDBACK,
+    Skid.IT_POWER,
+    Skid.PUMP_FAULT,
+    Skid.LEAK,
+    Skid.INTERLOCKS,
+    Skid.PLC_MODE,
+    Skid.PUMP_SPEED_CMD,
+    Skid.IT_CAP_CMD,
+    Skid.LEASE_TIMEOUT,
+    Skid.STANDBY,
+    Skid.FLOW_PROVEN,
+    Skid.STANDBY_REQUEST,
+    Skid.INLET_SETPOINT,
+    Skid.MIXING_VALVE,
+)
+COMPUTE_READ: tuple[Compute, ...] = (
+    Compute.CHIP_TEMP_MAX,
+    Compute.AVAILABLE_POWER,
+    Compute.POWER_CAP,
+)
+TANK: tuple[PlantPoint, ...] = (
+    PlantPoint.TANK_TEMP_TOP,
+    PlantPoint.TANK_TEMP_UPPER,
+    PlantPoint.TANK_TEMP_LOWER,
+    PlantPoint.TANK_TEMP_BOTTOM,
+)
+PLANT_READ: tuple[PlantPoint, ...] = (
+    *TANK,
+    PlantPoint.OUTDOOR_TEMP,
+    PlantPoint.BUILDING_SUPPLY_TEMP,
+    PlantPoint.BUILDING_RETURN_TEMP,
+    PlantPoint.BUILDING_FLOW,
+    PlantPoint.PLANT_SUPPLY_TEMP,
+    PlantPoint.PLANT_RETURN_TEMP,
+    PlantPoint.BACKUP_HEAT,
+    PlantPoint.RETURN_LIMIT,
+    PlantPoint.RETURN_LIMIT_CMD,
+)
+
+
 class InputReader:
     """Reads a site's inputs from snapshots; built once (unit factors looked up here)."""
 
@@ -82,13 +126,11 @@ class InputReader:
 
     @property
     def refs(self) -> frozenset[PointRef]:
-        """Every point this reader may look at (an in-process plant needs to produce only these)."""
-        skid_points = [p.value for p in Skid]
-        compute_points = [p.value for p in Compute]
-        refs = {PointRef(self._plant, p.value) for p in PlantPoint}
+        """Every point this reader looks at (an in-process plant needs to produce only these)."""
+        refs = {PointRef(self._plant, p) for p in PLANT_READ}
         for skid, compute in self._caissons:
-            refs.update(PointRef(skid, p) for p in skid_points)
-            refs.update(PointRef(compute, p) for p in compute_points)
+            refs.update(PointRef(skid, p) for p in SKID_READ)
+            refs.update(PointRef(compute, p) for p in COMPUTE_READ)
         return frozenset(refs)
 
     def read(self, snapshot: Mapping[PointRef, Sample]) -> Inputs:
@@ -139,15 +181,7 @@ class InputReader:
         )
         p = self._plant
         plant = PlantInputs(
-            tank=tuple(
-                number(p, point)
-                for point in (
-                    PlantPoint.TANK_TEMP_TOP,
-                    PlantPoint.TANK_TEMP_UPPER,
-                    PlantPoint.TANK_TEMP_LOWER,
-                    PlantPoint.TANK_TEMP_BOTTOM,
-                )
-            ),
+            tank=tuple(number(p, point) for point in TANK),
             outdoor=number(p, PlantPoint.OUTDOOR_TEMP),
             building_supply=number(p, PlantPoint.BUILDING_SUPPLY_TEMP),
             building_return=number(p, PlantPoint.BUILDING_RETURN_TEMP),

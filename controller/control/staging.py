@@ -2,14 +2,15 @@
 
 A caisson either runs or stands by (its PLC stops the pump behind a check valve once its cap is 0
 and its servers idle). The running set grows when the IT power the plant wants has stayed above
-`UP_SHARE` of the running caissons' capacity for `STAGE_UP_DELAY`, and shrinks when it has fitted
-within `DOWN_SHARE` of the capacity of one caisson fewer for `STAGE_DOWN_DELAY` (the last one stops
-once nothing has been wanted for `IDLE_STOP_DELAY`); a caisson runs at least `MIN_RUN` and rests at
-least `MIN_OFF`. The first caisson starts at once when there is demand and none runs.
+`UP_SHARE` of the running caissons' capacity for the up delay, and shrinks when it has fitted
+within `DOWN_SHARE` of the capacity of one caisson fewer for the down delay (the last one stops
+once nothing has been wanted for the idle delay); a caisson runs at least its minimum run time and
+rests at least its minimum off time (the site file's `control.staging`). The first caisson starts
+at once when there is demand and none runs.
 
 Lead and lag rotate by run hours, for even wear: the next to start is the ready caisson with the
 fewest, the next to stop the running one with the most; and a ready caisson that has run
-`ROTATE_GAP` less than a running one starts (the other then stops, the demand fitting fewer). A
+`rotate_after` less than a running one starts (the other then stops, the demand fitting fewer). A
 caisson that is not ready (interlocks, lockout, manual mode, a PLC not in remote mode, lost
 inputs) is never started, and one that stops being ready while running leaves the running set at
 once, so that the next one (or it again, once ready) starts without waiting for the stage-up
@@ -21,14 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-STAGE_UP_DELAY = 300.0  # s the demand must exceed the running capacity's UP_SHARE
-STAGE_DOWN_DELAY = 600.0  # s it must fit one caisson fewer
-IDLE_STOP_DELAY = 120.0  # s with nothing wanted before the last caisson stops
-MIN_RUN = 900.0  # s
-MIN_OFF = 300.0  # s
-ROTATE_GAP = 12 * 3600.0  # s of run time between a running and a resting caisson: swap them
+from controller.config.site import Staging as Times
+
 UP_SHARE = 0.9
 DOWN_SHARE = 0.8
+DEFAULT_TIMES = Times()
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,12 @@ def _held(since: float | None, now: float) -> float:
 
 
 def stage(
-    state: StagingState, units: Sequence[Unit], demand: float, now: float, dt: float
+    state: StagingState,
+    units: Sequence[Unit],
+    demand: float,
+    now: float,
+    dt: float,
+    times: Times = DEFAULT_TIMES,
 ) -> Staging:
     """This cycle's running set for `demand` W of IT power, and the state carried on."""
     known = dict(state.units)
@@ -91,14 +94,14 @@ def stage(
     resting = ready - running
     rotate = bool(running and resting) and (
         max(known[i].run_seconds for i in running)
-        > min(known[i].run_seconds for i in resting) + ROTATE_GAP
+        > min(known[i].run_seconds for i in resting) + times.rotate_after
     )
     wants_more = demand > 0.0 and (not running or demand > UP_SHARE * running_capacity or rotate)
     up_since = (up_since if up_since is not None else now) if wants_more else None
     owed = owed if wants_more or not ready else 0  # (none ready: dispatch wants nothing)
     urgent = not running or owed > 0
-    if wants_more and (urgent or _held(up_since, now) >= STAGE_UP_DELAY):
-        startable = [i for i in resting if now - known[i].since >= MIN_OFF or urgent]
+    if wants_more and (urgent or _held(up_since, now) >= times.up_delay):
+        startable = [i for i in resting if now - known[i].since >= times.min_off or urgent]
         if startable:
             lead = min(startable, key=lambda i: (known[i].run_seconds, i))
             known[lead] = UnitState(True, now, known[lead].run_seconds)
@@ -109,16 +112,16 @@ def stage(
     lag = max(running, key=lambda i: (known[i].run_seconds, i)) if running else None
     fewer = running_capacity - (capacity[lag] if lag is not None else 0.0)
     if lag is not None and len(running) == 1:
-        wants_less, delay = demand <= 0.0, IDLE_STOP_DELAY
+        wants_less, delay = demand <= 0.0, times.idle_delay
     else:
-        wants_less, delay = demand < DOWN_SHARE * fewer, STAGE_DOWN_DELAY
+        wants_less, delay = demand < DOWN_SHARE * fewer, times.down_delay
     wants_less = wants_less and not wants_more
     down_since = (down_since if down_since is not None else now) if wants_less else None
     if (
         lag is not None
         and wants_less
         and _held(down_since, now) >= delay
-        and now - known[lag].since >= MIN_RUN
+        and now - known[lag].since >= times.min_run
     ):
         known[lag] = UnitState(False, now, known[lag].run_seconds)
         running.discard(lag)

@@ -166,6 +166,7 @@ class _Caisson:
     started_at: float = float("-inf")  # monotonic s its pump was last asked to start
     joined: bool = False  # a running caisson has reached its outlet setpoint since its start
     staged: bool = False
+    standing_by: bool = False  # its PLC's standby bit as last read
 
     def ref(self, point: str) -> PointRef:
         return PointRef(self.skid, point)
@@ -557,7 +558,8 @@ class Supervisor:
             for c in self._caissons
             if c.initialised
         ]
-        staged = stage(self.staging, units, the_plan.it_target, now, dt)
+        times = self.site.config.control.staging
+        staged = stage(self.staging, units, the_plan.it_target, now, dt, times)
         self.staging = staged.state
         running = [k for k in candidates if k.index in staged.running]
         caps = share_caps(the_plan.it_target, running)
@@ -589,16 +591,23 @@ class Supervisor:
         remote = inputs.plc_mode == REMOTE
         staged = c.index in the_plan.running
         c.running = c.index in the_plan.caps and the_plan.caps[c.index] > 0.0
+        if inputs.standby is not None:
+            c.standing_by = inputs.standby
+        # Inputs lost: the PLC's safe speed and cap, but a caisson that stood by stays stopped
+        # and without power (its servers idle, nothing to cool; the PLC's own local safe mode,
+        # should the link go too, starts it on its own).
+        resting = g.safe_state and c.standing_by
+        safe = g.safe_state and not resting
         automatic = c.mode is ControlMode.AUTO and not g.safe_state
         # --- standby: a caisson staging does not run stands by (its PLC stops the pump once the
         # servers idle); a caisson asked to start has its flow proven before any IT power.
         standby_ref = c.ref(Skid.STANDBY_REQUEST)
         if automatic:
             standby = not staged
-        elif c.mode is ControlMode.MANUAL:
+        elif c.mode is ControlMode.MANUAL and not g.safe_state:
             standby = bool(self._commanded(standby_ref))
-        else:  # inputs lost (the PLC's safe speed), or maintenance (stopped when idle)
-            standby = c.mode is ControlMode.MAINTENANCE and not g.safe_state
+        else:  # inputs lost, or maintenance (stopped once idle)
+            standby = resting or (c.mode is ControlMode.MAINTENANCE and not g.safe_state)
         if staged and not c.staged:
             c.started_at = self._last_now if self._last_now is not None else 0.0
             c.joined = False
@@ -606,7 +615,9 @@ class Supervisor:
         out.append(Proposal(standby_ref, float(standby), Source.AUTO, reason="staging"))
         # --- pump speed
         held: float | None = None
-        if g.safe_state:
+        if resting:
+            held = limits.min_speed
+        elif safe:
             held = limits.safe_speed
         elif pump in self.overrides:
             held = self.overrides[pump].value
@@ -634,7 +645,7 @@ class Supervisor:
                 held=held,
             )
         out.append(Proposal(pump, c.loop.pid.output, Source.AUTO, reason="outlet loop"))
-        if g.safe_state:
+        if safe:
             out.append(Proposal(pump, limits.safe_speed, Source.INTERLOCK, reason="inputs lost"))
         elif g.pump_min > limits.min_speed:
             reason = ",".join(sorted(g.active))
@@ -651,8 +662,9 @@ class Supervisor:
                 Proposal(c.ref(Skid.INLET_SETPOINT), setpoint, Source.AUTO, reason="loading unit")
             )
         # --- caps
+        safe_cap = 0.0 if resting else limits.safe_cap
         if g.safe_state:
-            cap = limits.safe_cap
+            cap = safe_cap
         elif not remote:
             cap = limits.safe_cap  # what the PLC applies until it grants remote mode
         elif c.mode is ControlMode.MANUAL:
@@ -662,7 +674,7 @@ class Supervisor:
         for ref in (cap_ref, compute_ref) if c.compute_initialised else (cap_ref,):
             out.append(Proposal(ref, cap, Source.AUTO, reason=the_plan.mode.value))
             if g.safe_state:
-                out.append(Proposal(ref, limits.safe_cap, Source.INTERLOCK, reason="inputs lost"))
+                out.append(Proposal(ref, safe_cap, Source.INTERLOCK, reason="inputs lost"))
             elif g.cap_max < limits.nominal_power:
                 reason = ",".join(sorted(g.active))
                 out.append(Proposal(ref, g.cap_max, Source.INTERLOCK, Bound.AT_MOST, reason))

@@ -222,3 +222,75 @@ def test_an_override_for_an_unknown_device_is_one_line_and_exit_2() -> None:
         f"run: --address c9-skid=127.0.0.1:1502: no Modbus device 'c9-skid' in "
         f"{SITES / 'demo.yaml'} (it has c1-skid, c2-skid, c3-skid, plant-skid, heat-meter)"
     )
+
+
+QUICK_STAGING = """
+control:
+  staging: {up_delay: 10 s, down_delay: 10 s, idle_delay: 10 s, min_run: 10 s, min_off: 10 s}
+"""
+
+
+async def test_a_daemon_restarted_within_the_lease_starts_no_caisson_it_did_not_decide_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A July noon wants one caisson: the first daemon stages the other two off and their PLCs
+    stop the pumps. Killed and restarted within the PLCs' lease, the second daemon takes the
+    plant back as it finds it: the stopped pumps stay stopped (no start it did not ask for), and
+    no PLC falls back to local safe mode. (Staging's delays and the PLCs' post-run time are cut
+    to seconds, and their lease stretched to 30 s, so that this runs in real time.)"""
+    text = (SITES / "demo.yaml").read_text()
+    text = text.replace(
+        "      lease_timeout: 10 s\n", "      lease_timeout: 30 s\n      post_run: 5 s\n"
+    )
+    copy = site_copy(tmp_path, QUICK_STAGING)
+    copy.write_text(
+        text.replace("maps_dir: ../plc_maps", f"maps_dir: {SITES.parent / 'plc_maps'}")
+        + QUICK_STAGING
+    )
+    site = load_site(copy)
+    july = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)
+    plant = SimulatedPlant(site, start=july, speed=1.0, ephemeral_ports=True)
+    model = plant.model
+    pumps: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, pump speeds, PLC modes)
+    model_step = model.step
+
+    def step_and_observe() -> None:
+        model_step()
+        pumps.append((model.time, model.pump_speed.copy(), model.plcs.mode.copy()))
+
+    monkeypatch.setattr(model, "step", step_and_observe)
+    log = tmp_path / "daemon.log"
+    await plant.start()
+    first = second = None
+    try:
+        first = await start_daemon(plant, log, copy)
+        def two_stopped() -> bool:  # standing by, and their drives run down
+            standby = model.plcs.standby
+            return int(standby.sum()) == 2 and bool(np.all(model.pump_speed[standby] == 0.0))
+
+        await until(two_stopped, "two caissons stand by, their pumps stopped")
+        stopped = set(np.flatnonzero(model.plcs.standby))
+        first.kill()
+        await first.wait()
+        killed_at = model.time
+        second = await start_daemon(plant, log, copy)
+        beat = int(model.commands.heartbeat[0])
+        await until(lambda: int(model.commands.heartbeat[0]) != beat, "the second daemon beats")
+        resumed_at = model.time
+        watched = model.time + 30
+        await until(lambda: model.time >= watched, "the second daemon runs for 30 s")
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), WALL_LIMIT_S) == 0
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+        await plant.stop()
+    assert resumed_at - killed_at < 30  # within the lease
+    after = [(speeds, modes) for t, speeds, modes in pumps if t >= killed_at]
+    for i in stopped:
+        assert all(speeds[i] == 0.0 for speeds, _ in after), f"c{i + 1} was started"
+    assert all(np.all(modes == PlcMode.REMOTE) for _, modes in after)
+    assert model.plcs.trips == 0
+    assert "Traceback" not in log.read_text()

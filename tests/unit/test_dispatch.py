@@ -215,3 +215,17 @@ def test_dry_cooler_integral_action(
 ) -> None:
     assert dry_cooler_command(mode, ret, 60.0, previous, 1.0) == pytest.approx(expected)
     assert dry_cooler_command(mode, ret, 60.0, previous, 1.0, backup_firing=True) == 0.0
+
+
+def test_the_first_measured_load_replaces_the_stand_in() -> None:
+    """At start-up the building's meters may answer a few scans after the tank's sensors: the
+    heating curve's stand-in (here at an unknown outdoor temperature) must not linger in the
+    filters for their time constants once the measurement is there."""
+    blind = replace(plant(load=5e3), building_flow=None, outdoor=None)
+    guessed, state = plan(HEAT, LOADS, DispatchState(), blind, THREE, 1.0)
+    assert guessed.load == pytest.approx(configured_load(LOADS, None))
+    measured, state = plan(HEAT, LOADS, state, plant(load=5e3), THREE, 1.0)
+    assert measured.load == pytest.approx(5e3)
+    assert state.trend == pytest.approx(5e3)
+    later, _ = plan(HEAT, LOADS, state, plant(load=7e3), THREE, 1.0)
+    assert 5e3 < later.load < 5.1e3  # filtered from there on

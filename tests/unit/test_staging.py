@@ -7,13 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from controller.config.site import Staging as Times
 from controller.control.staging import (
-    IDLE_STOP_DELAY,
-    MIN_OFF,
-    MIN_RUN,
-    ROTATE_GAP,
-    STAGE_DOWN_DELAY,
-    STAGE_UP_DELAY,
+    DEFAULT_TIMES,
     Staging,
     StagingState,
     Unit,
@@ -22,6 +18,12 @@ from controller.control.staging import (
 )
 
 CAPACITY = 20e3
+STAGE_UP_DELAY = DEFAULT_TIMES.up_delay
+STAGE_DOWN_DELAY = DEFAULT_TIMES.down_delay
+IDLE_STOP_DELAY = DEFAULT_TIMES.idle_delay
+MIN_RUN = DEFAULT_TIMES.min_run
+MIN_OFF = DEFAULT_TIMES.min_off
+ROTATE_GAP = DEFAULT_TIMES.rotate_after
 
 
 def units(count: int = 3, ready: Sequence[bool] | None = None, running: int = 0) -> list[Unit]:
@@ -30,14 +32,19 @@ def units(count: int = 3, ready: Sequence[bool] | None = None, running: int = 0)
 
 
 def hold(
-    state: StagingState, plant: Sequence[Unit], demand: float, start: float, seconds: float
+    state: StagingState,
+    plant: Sequence[Unit],
+    demand: float,
+    start: float,
+    seconds: float,
+    times: Times = DEFAULT_TIMES,
 ) -> tuple[Staging, float]:
     """Stage every second for `seconds` at a constant demand; (last result, time after)."""
     now = start
-    result = stage(state, plant, demand, now, 1.0)
+    result = stage(state, plant, demand, now, 1.0, times)
     while now < start + seconds:
         now += 1.0
-        result = stage(result.state, plant, demand, now, 1.0)
+        result = stage(result.state, plant, demand, now, 1.0, times)
     return result, now
 
 
@@ -159,3 +166,14 @@ def test_a_restarted_controller_keeps_what_the_plcs_run_and_starts_nothing_unask
     plant = [Unit(0, True, CAPACITY, True), Unit(1, True, CAPACITY, False)]
     result = stage(StagingState(), plant, 0.5 * CAPACITY, 0.0, 1.0)
     assert result.running == {0}  # the standing-by one stays stopped
+
+
+def test_the_site_files_times_are_the_ones_staging_keeps() -> None:
+    quick = Times.model_validate(
+        {"up_delay": "10 s", "down_delay": "20 s", "idle_delay": "5 s", "min_run": "30 s"}
+    )
+    plant = units(running=3)
+    result, now = hold(StagingState(), plant, 0.5 * CAPACITY, 0.0, 19, quick)
+    assert len(result.running) == 3
+    result, now = hold(result.state, plant, 0.5 * CAPACITY, now + 1, 2, quick)
+    assert len(result.running) == 2
