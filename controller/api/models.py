@@ -223,3 +223,7 @@ class ModeRequest(Justified):
 
 class RetryRequest(Operator):
     device: str
+
+
+class TripResetRequest(Justified):
+    caisson: str

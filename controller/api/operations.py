@@ -8,17 +8,22 @@ the next start, so a caisson locked out for maintenance stays locked out across 
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Final, Protocol
 
 import structlog
 
+from controller.alarms.journal import Journal
 from controller.alarms.model import AlarmId, State, Transition
 from controller.alarms.service import AlarmService
 from controller.api import models as m
+from controller.config.loader import LoadedSite
+from controller.config.roles import CaissonSkidPoint as Skid
 from controller.config.site import ModbusDevice
 from controller.config.units import point_unit_factor
 from controller.control.operator import (
@@ -29,13 +34,13 @@ from controller.control.operator import (
     check_override,
     override_limits,
 )
-from controller.control.supervisor import CaissonStatus
-from controller.fieldbus.image import PointRef
+from controller.control.supervisor import CaissonStatus, PlantStatus, Supervisor
+from controller.fieldbus.health import DeviceHealth
+from controller.fieldbus.image import PointRef, Sample, Snapshot
+from controller.historian.feed import HistorianFeed
 from controller.historian.schema import Event
 from controller.kpi import Kpis
-
-if TYPE_CHECKING:
-    from controller.daemon import Daemon
+from controller.trips import SkidReadings, cleared, reset_refusal
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +48,77 @@ PLC_MODES = {0: "local", 1: "remote", 2: "local safe"}
 ACKNOWLEDGEABLE = {State.UNACKNOWLEDGED, State.RETURNED_UNACKNOWLEDGED, State.ACKNOWLEDGED}
 MODE_KEY = "mode/"
 SETPOINT_KEY = "setpoint/"
+RESET_WAIT_S: Final = 5.0  # wall s for the PLC to take a trip reset (it scans every second)
+RESET_POLL_S: Final = 0.1
+
+
+# ---------------------------------------------------------------- what the API needs
+
+
+class Clock(Protocol):
+    def clock(self) -> float:
+        """Monotonic seconds of the scan cycle (plant seconds against an accelerated plant)."""
+        ...
+
+
+class Image(Protocol):
+    def snapshot(self) -> Snapshot: ...
+
+
+class CycleFigures(Protocol):
+    @property
+    def status(self) -> PlantStatus | None: ...
+    @property
+    def cycles(self) -> int: ...
+    @property
+    def overruns(self) -> int: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def write_failures(self) -> Mapping[str, int]: ...
+
+
+class Devices(Protocol):
+    """The field devices, for the engineer's actions on them."""
+
+    def health(self) -> Mapping[str, DeviceHealth]: ...
+
+    def retry(self, device_id: str) -> None: ...
+
+    async def read_now(self, ref: PointRef) -> Sample: ...
+
+    async def write_now(self, ref: PointRef, value: float | int | bool) -> None: ...
+
+
+class EventSink(Protocol):
+    def submit(self, lines: Sequence[str]) -> None: ...
+
+
+class Host(Protocol):
+    """What the API needs of the daemon that serves it (controller.daemon.Daemon is one): the
+    site, the process image, the supervisor's state, the cycle's figures, the devices, the journal,
+    the alarm engine and the historian's feed."""
+
+    @property
+    def site(self) -> LoadedSite: ...
+    @property
+    def image(self) -> Image: ...
+    @property
+    def supervisor(self) -> Supervisor: ...
+    @property
+    def cycle(self) -> CycleFigures: ...
+    @property
+    def field_io(self) -> Devices: ...
+    @property
+    def journal(self) -> Journal | None: ...
+    @property
+    def alarms(self) -> AlarmService | None: ...
+    @property
+    def feed(self) -> HistorianFeed: ...
+    @property
+    def writer(self) -> EventSink: ...
+    @property
+    def time(self) -> Clock: ...
 
 
 class ApiError(Exception):
@@ -54,7 +130,7 @@ class ApiError(Exception):
 
 
 class Operations:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Host) -> None:
         self.daemon = daemon
         self.site = daemon.site
 
@@ -336,6 +412,78 @@ class Operations:
             raise ApiError(404, str(error.args[0])) from None
         self._journal(request.device, "retry", f"{request.device}: reconnect now", "", "", request)
         return m.ActionAnswer(changes=[], message=f"{request.device}: trying to reconnect now")
+
+    async def reset_trip(self, request: m.TripResetRequest) -> m.ActionAnswer:
+        """Reset a caisson's PLC trips once their causes have gone (the engineer's decision: the
+        controller never resets one by itself). Refused, with nothing written, while a cause is
+        present; else the PLC's `trip_reset` coil is written, and the answer says which trips the
+        PLC cleared (read back from the skid once it has taken the request)."""
+        configured = {c.id: c for c in self.site.config.caissons}.get(request.caisson)
+        if configured is None:
+            known = ", ".join(c.id for c in self.site.config.caissons)
+            raise ApiError(404, f"no caisson {request.caisson!r} (the site's caissons: {known})")
+        skid = configured.skid
+        devices = self.daemon.field_io
+        before = await self._skid_readings(skid)
+        plc = self.site.config.caisson_types[configured.type].plc
+        refusal = reset_refusal(request.caisson, skid, before, plc)
+        if refusal is not None:
+            raise ApiError(409, refusal)
+        assert before.interlocks is not None  # reset_refusal refuses without it
+        coil = PointRef(skid, Skid.TRIP_RESET)
+        try:
+            await devices.write_now(coil, True)
+        except Exception as error:  # WriteError: refused or unconfirmed; one line either way
+            raise ApiError(409, f"{request.caisson}: trip reset not sent: {error}") from None
+        after = await self._after_reset(coil)
+        gone, kept = cleared(before.interlocks, after)
+        shown_before = ", ".join(cleared(0, before.interlocks)[1])
+        shown_after = ", ".join(kept) or "none"
+        message = f"{request.caisson}: " + (
+            f"{', '.join(gone)} cleared" if gone else "the PLC cleared no trip"
+        )
+        if kept:
+            proving = kept == ["low_flow_trip"] and bool(gone)
+            message += (
+                "; low_flow_trip holds until the PLC has proven the flow, then IT power returns"
+                if proving
+                else f"; still tripped: {shown_after}"
+            )
+        self._journal(request.caisson, "trip_reset", message, shown_before, shown_after, request)
+        if not gone:
+            raise ApiError(409, message)
+        return _answer(request.caisson, shown_before, shown_after, message)
+
+    async def _skid_readings(self, skid: str) -> SkidReadings:
+        """The trip's causes as the skid shows them now (read from it, not the last poll)."""
+        points = (Skid.INTERLOCKS, Skid.LEAK, Skid.PUMP_FAULT, Skid.OUTLET_TEMP, Skid.FLOW)
+        samples = [await self.daemon.field_io.read_now(PointRef(skid, p)) for p in points]
+        interlocks, leak, fault, outlet, flow = (s.value if s.usable else None for s in samples)
+        factor = point_unit_factor(self.site.device_map(skid).point(Skid.FLOW).unit)
+        return SkidReadings(
+            interlocks=interlocks if isinstance(interlocks, int) else None,
+            leak=leak if isinstance(leak, bool) else None,
+            pump_fault=fault if isinstance(fault, bool) else None,
+            outlet=float(outlet) if isinstance(outlet, int | float) else None,
+            flow=float(flow) * factor if isinstance(flow, int | float) else None,
+        )
+
+    async def _after_reset(self, coil: PointRef) -> int:
+        """The interlock word once the PLC has taken the reset (it writes the coil back to 0)."""
+        devices = self.daemon.field_io
+        deadline = time.monotonic() + RESET_WAIT_S
+        while (await devices.read_now(coil)).value is not False:
+            if time.monotonic() > deadline:
+                raise ApiError(
+                    409,
+                    f"{coil.device} did not take the trip reset within {RESET_WAIT_S:g} s "
+                    f"({coil.point} still set): is the PLC running?",
+                )
+            await asyncio.sleep(RESET_POLL_S)
+        word = await devices.read_now(PointRef(coil.device, Skid.INTERLOCKS))
+        if not word.usable or not isinstance(word.value, int):
+            raise ApiError(409, f"{coil.device}: interlock word unreadable after the reset")
+        return word.value
 
     # ------------------------------------------------------------------ restart
 

@@ -1,6 +1,7 @@
 """The maintenance commands on the running daemon: status, watch, points, set, override, release,
-mode, lockout, unlock, retry. Each is one request to the daemon's local API (never a connection of
-its own to a field device); every change is journaled by the daemon with the user and reason."""
+mode, lockout, unlock, retry, reset-trip. Each is one request to the daemon's local API (never a
+connection of its own to a field device); every change is journaled by the daemon with the user
+and reason."""
 
 from __future__ import annotations
 
@@ -222,6 +223,25 @@ def retry(
     """Reconnect to a device now instead of waiting out its backoff (after fixing a cable)."""
     request = build(m.RetryRequest, user=user_name(user), reason=reason, device=device)
     act("/devices/retry", request, site, token_file, as_json)
+
+
+def reset_trip(
+    site: SiteOption,
+    caisson: Annotated[str, typer.Argument(help="The caisson whose PLC trips to reset.")],
+    reason: ReasonOption,
+    user: UserOption = None,
+    token_file: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reset a caisson's PLC trips after the repair (a leak or a pump fault stays tripped until
+    then); says which trips cleared.
+
+    Refused (exit 1) while a trip's cause is still there: a wet drip tray, a drive in fault, the
+    outlet at its trip level, low flow with the pump running. After a leak or pump fault the PLC
+    restarts the pump and proves the flow before it lets IT power back.
+    """
+    request = build(m.TripResetRequest, user=user_name(user), reason=reason, caisson=caisson)
+    act("/trips/reset", request, site, token_file, as_json)
 
 
 # ---------------------------------------------------------------- shared
