@@ -22,8 +22,10 @@ from controller.alarms.journal import Journal
 from controller.alarms.model import AlarmId, State, Transition
 from controller.alarms.service import AlarmService
 from controller.api import models as m
+from controller.api.wrong import what_is_wrong
 from controller.config.loader import LoadedSite
 from controller.config.roles import CaissonSkidPoint as Skid
+from controller.config.roles import PlantSkidPoint
 from controller.config.site import ModbusDevice
 from controller.config.units import point_unit_factor
 from controller.control.operator import (
@@ -39,8 +41,8 @@ from controller.fieldbus.health import DeviceHealth
 from controller.fieldbus.image import PointRef, Sample, Snapshot
 from controller.historian.feed import HistorianFeed
 from controller.historian.schema import Event
-from controller.kpi import Kpis
-from controller.trips import SkidReadings, cleared, reset_refusal
+from controller.kpi import Kpis, Period
+from controller.trips import SkidReadings, cleared, reset_refusal, tripped
 
 log = structlog.get_logger(__name__)
 
@@ -140,8 +142,11 @@ class Operations:
         d = self.daemon
         result = d.cycle.status
         counts = self._alarm_counts()
+        snapshot = d.image.snapshot()
         caissons = (
-            [self._caisson(c, counts.get(c.id, 0)) for c in result.caissons] if result else []
+            [self._caisson(c, counts.get(c.id, 0), snapshot) for c in result.caissons]
+            if result
+            else []
         )
         plant = None
         if result is not None:
@@ -152,8 +157,9 @@ class Operations:
                 soc_pct=None if result.soc is None else result.soc * 100,
                 load_kw=None if result.load is None else result.load / 1e3,
                 dry_cooler_pct=result.dry_cooler * 100,
+                **self._plant_figures(snapshot),
             )
-        return m.Status(
+        status = m.Status(
             site=self.site.config.site.name,
             site_id=self.site.config.site.slug,
             timezone=self.site.config.site.timezone,
@@ -172,6 +178,32 @@ class Operations:
             devices=self._devices(),
             alarms=self._alarm_summary(),
         )
+        return status.model_copy(update={"problems": what_is_wrong(status)})
+
+    def _plant_figures(self, snapshot: Snapshot) -> dict[str, object]:
+        """The plant line's figures: measurements of the plant skid (in degC, as measured) and
+        the site's day so far."""
+        skid = self.site.config.plant.skid
+
+        def measured(point: str) -> float | None:
+            sample = snapshot.get(PointRef(skid, point))
+            if sample is None or not sample.usable or not isinstance(sample.value, int | float):
+                return None
+            return float(sample.value)
+
+        days = [k for k in self.daemon.feed.kpis.snapshot() if k.period is Period.DAY]
+        day = days[0] if days else None
+        setpoints = self.site.config.setpoints
+        return {
+            "supply_degc": measured(PlantSkidPoint.BUILDING_SUPPLY_TEMP),
+            "supply_band_degc": (setpoints.supply_low, setpoints.supply_high),
+            "outdoor_degc": measured(PlantSkidPoint.OUTDOOR_TEMP),
+            "tank_top_degc": measured(PlantSkidPoint.TANK_TEMP_TOP),
+            "tank_bottom_degc": measured(PlantSkidPoint.TANK_TEMP_BOTTOM),
+            "heat_today_kwh": None if day is None else day.heat_delivered_kwh,
+            "backup_today_kwh": None if day is None else day.backup_heat_kwh,
+            "erf_today": None if day is None else day.erf,
+        }
 
     def points(self, pattern: str) -> m.Points:
         snapshot = self.daemon.image.snapshot()
@@ -602,7 +634,10 @@ class Operations:
             return "automatic"
         return f"automatic {output.commanded / factor:g} {unit}"
 
-    def _caisson(self, c: CaissonStatus, alarms: int) -> m.CaissonView:
+    def _caisson(self, c: CaissonStatus, alarms: int, snapshot: Snapshot) -> m.CaissonView:
+        skid = {k.id: k.skid for k in self.site.config.caissons}[c.id]
+        word = snapshot.get(PointRef(skid, Skid.INTERLOCKS))
+        plc_trips = tripped(word.value) if word is not None and isinstance(word.value, int) else []
         return m.CaissonView(
             id=c.id,
             initialised=c.initialised,
@@ -610,6 +645,7 @@ class Operations:
             control_mode=c.mode,
             locked_out=c.locked_out,
             interlocks=sorted(c.interlocks),
+            plc_trips=plc_trips,
             running=c.running,
             setpoint_degc=c.setpoint,
             outlet_degc=c.outlet,
