@@ -10,12 +10,11 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
-from rich.live import Live
 
 from controller.api import models as m
 from controller.api.client import ApiClient, ClientError
 from controller.cli import views
+from controller.cli.live import current_level, live_view
 from controller.cli.remote import (
     JsonOption,
     OptionalReason,
@@ -258,38 +257,27 @@ def _status_view(client: ApiClient) -> views.RenderableType:
 
 def _live(client: ApiClient, every: float, count: int | None, render: views.ViewFactory) -> None:
     """Refresh `render()` every `every` s until Ctrl-C or `count` views; off a terminal each view
-    is printed in turn (a log of views). A daemon that goes away ends it with its line."""
+    is printed in turn (a log of views). On a terminal, logs show above the view, never through
+    it. A daemon that goes away ends it with its line."""
     out = console()
     shown = 0
     try:
-        with (
-            Live(render(), console=out, auto_refresh=False)
-            if out.is_terminal
-            else _Printing(out, render()) as live
-        ):
-            shown += 1
-            while count is None or shown < count:
-                time.sleep(every)
-                live.update(render(), refresh=True)
+        if out.is_terminal:
+            with live_view(render, current_level(), None) as refresh:
+                refresh()
                 shown += 1
+                while count is None or shown < count:
+                    time.sleep(every)
+                    refresh()
+                    shown += 1
+            return
+        out.print(render())
+        shown += 1
+        while count is None or shown < count:
+            time.sleep(every)
+            out.print(render())
+            shown += 1
     except KeyboardInterrupt:
         return
     except ClientError as error:
         fail(str(error), error.code)
-
-
-class _Printing:
-    """Live's interface, printing each view: for pipes and logs."""
-
-    def __init__(self, out: Console, first: views.RenderableType) -> None:
-        self.out = out
-        out.print(first)
-
-    def __enter__(self) -> _Printing:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-    def update(self, view: views.RenderableType, *, refresh: bool = False) -> None:
-        self.out.print(view)
