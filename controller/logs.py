@@ -17,11 +17,15 @@ LEVELS = ("debug", "info", "warning", "error")
 # asyncua warns when the server's first publish answer for a new subscription (a keep-alive: its
 # monitored items are not created yet) arrives before asyncua has registered the subscription,
 # once per poll class at every session start: nothing an operator can or need act on.
-# It also warns that it closes a session whose connection has gone, which the driver reports
-# in words (opcua_connection_failed).
+# Its reports of a connection the driver describes in words itself (opcua_connection_failed:
+# a refused certificate, a server without unsecured sessions, a lost connection) are logged at
+# debug too: a closed session's close, a ServiceFault, and a fault it cannot decode (node-opcua
+# refusing a secure channel), which it logs as an error with its traceback at every retry.
 DEMOTED = (
     ("asyncua", "Received data for unknown subscription"),
     ("asyncua", "close_session was called but connection is closed"),
+    ("asyncua", "ServiceFault ("),
+    ("asyncua", "Exception raised while parsing message from server"),
 )
 
 

@@ -50,6 +50,7 @@ are never retried: the caller (the arbiter) decides.
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -582,9 +583,17 @@ class OpcUaDriver:
     async def _check_server_endpoint(self, credentials: Credentials) -> None:
         """Ask the server (over an unsecured channel, as discovery does) for its endpoints: is
         there one with our policy and mode, and does it carry the configured certificate?
-        Without this, a wrong server certificate only shows as a timeout."""
+        Without this, a wrong server certificate only shows as a timeout. A server that refuses
+        unsecured channels even for discovery is not asked: the secure channel checks its
+        certificate anyway."""
         probe = Client(self.device.endpoint, timeout=self.device.timeout)
-        endpoints = await probe.connect_and_get_server_endpoints()
+        try:
+            endpoints = await probe.connect_and_get_server_endpoints()
+        except (AssertionError, UaStatusCodeError) as exc:
+            if not isinstance(exc, UaStatusCodeError) and not _refused_channel(exc):
+                raise
+            self._log.debug("opcua_discovery_refused", error=f"{type(exc).__name__}: {exc}")
+            return
         mode = _SECURITY_MODES[credentials.mode]
         matching = [
             e
@@ -689,8 +698,31 @@ class OpcUaDriver:
         device, url = self.device.id, self.device.endpoint
         credentials = self._credentials
         certificate = credentials.certificate_path if credentials is not None else None
+        if _refused_channel(exc) and credentials is not None:
+            # node-opcua answers OpenSecureChannel with a ServiceFault (BadSecurityChecksFailed)
+            # for a certificate it does not trust; asyncua cannot decode it and asserts
+            return (
+                "certificate_untrusted",
+                f"{device}: the server at {url} refused a secure channel with our certificate "
+                f"{certificate}: add it to the server's trust list",
+            )
+        if _refused_channel(exc):
+            return (
+                "no_endpoint",
+                f"{device}: the server at {url} refused an unsecured channel: configure "
+                "security for this device in the site file",
+            )
         if isinstance(exc, UaStatusCodeError):
             status = status_name(ua.StatusCode(ua.UInt32(exc.code)))
+            if credentials is None and status in (
+                "BadSecurityModeRejected",
+                "BadSecurityPolicyRejected",
+            ):
+                return (
+                    "no_endpoint",
+                    f"{device}: the server at {url} refuses unsecured sessions "
+                    f"({status}): configure security for this device in the site file",
+                )
             if status == "BadCertificateUntrusted":
                 return (
                     "certificate_untrusted",
@@ -777,6 +809,16 @@ def _parse_node_id(text: str, namespaces: Sequence[str]) -> ua.NodeId | None:
     if parsed.NamespaceIndex >= len(namespaces):
         return None
     return ua.NodeId(parsed.Identifier, parsed.NamespaceIndex, parsed.NodeIdType)
+
+
+def _refused_channel(exc: BaseException) -> bool:
+    """asyncua's AssertionError when a server answers OpenSecureChannel with a ServiceFault (a
+    refusal) instead of a response: asyncua cannot decode it, and asserts in
+    open_secure_channel."""
+    if not isinstance(exc, AssertionError):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].name == "open_secure_channel"
 
 
 async def _delete_quietly(subscription: Subscription) -> None:
