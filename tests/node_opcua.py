@@ -62,8 +62,10 @@ async def node_opcua_server(
     namespace: str = "urn:digital-boiler:compute-manager",
     trust: Sequence[Path] = (),
     mode: str = "SignAndEncrypt",
+    discovery: bool = True,
 ) -> AsyncIterator[str]:
-    """Run the node-opcua server with its certificate manager in `folder` and yield its URL."""
+    """Run the node-opcua server with its certificate manager in `folder` and yield its URL.
+    discovery False: it refuses unsecured channels even for GetEndpoints."""
     node = shutil.which("node")
     if node is None or not (PEERS / "node_modules" / "node-opcua-server").is_dir():
         raise NodeOpcUaServerError(
@@ -91,6 +93,8 @@ async def node_opcua_server(
     ]
     for certificate in trust:
         command += ["--trust", str(certificate)]
+    if not discovery:
+        command.append("--no-discovery")
     process = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.PIPE,

@@ -77,14 +77,19 @@ def device(peer: Peer, client: Pair | None) -> OpcUaDevice:
     )
 
 
+Start = Callable[..., OpcUaDriver]
+
+
 @pytest.fixture
-async def started(peer: Peer) -> AsyncIterator[Callable[[Pair | None], OpcUaDriver]]:
+async def started(peer: Peer) -> AsyncIterator[Start]:
+    """Makes drivers of `client` (None: no security) on the peer (or `server`), stopped after
+    the test."""
     drivers: list[OpcUaDriver] = []
 
-    def start(client: Pair | None) -> OpcUaDriver:
+    def start(client: Pair | None, server: Peer | None = None) -> OpcUaDriver:
         assert isinstance(MAP, OpcUaMap)
         driver = OpcUaDriver(
-            device(peer, client),
+            device(server or peer, client),
             MAP,
             ProcessImage(),
             base_dir=peer.folder,
@@ -113,7 +118,7 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
 
 
 async def test_a_trusted_certificate_reads_every_point_and_writes_the_cap(
-    peer: Peer, started: Callable[[Pair | None], OpcUaDriver]
+    peer: Peer, started: Start
 ) -> None:
     driver = started(peer.client)
     await driver.start()
@@ -127,7 +132,7 @@ async def test_a_trusted_certificate_reads_every_point_and_writes_the_cap(
 
 
 async def test_an_untrusted_certificate_is_refused_in_a_sentence_not_an_assertion(
-    peer: Peer, started: Callable[[Pair | None], OpcUaDriver]
+    peer: Peer, started: Start
 ) -> None:
     driver = started(peer.intruder)
     await driver.start()
@@ -141,7 +146,7 @@ async def test_an_untrusted_certificate_is_refused_in_a_sentence_not_an_assertio
 
 
 async def test_a_device_without_security_is_told_to_configure_it(
-    peer: Peer, started: Callable[[Pair | None], OpcUaDriver]
+    peer: Peer, started: Start
 ) -> None:
     driver = started(None)
     await driver.start()
@@ -151,3 +156,21 @@ async def test_a_device_without_security_is_told_to_configure_it(
         "(BadSecurityModeRejected): configure security for this device in the site file"
     )
     assert "no_endpoint" in driver.health.errors
+
+
+async def test_a_server_refusing_unsecured_discovery_still_gets_a_secure_session(
+    peer: Peer, started: Start, tmp_path: Path
+) -> None:
+    """The driver asks for the server's endpoints over an unsecured channel before its secure
+    session (to name a wrong server certificate); a server that refuses that channel is not
+    asked, and the secure channel itself checks the certificate."""
+    variables = compute_manager_variables(VALUES)
+    async with node_opcua_server(
+        tmp_path / "pki", peer.server, variables, trust=[peer.client.cert], discovery=False
+    ) as url:
+        closed = Peer(url, peer.folder, peer.server, peer.client, peer.intruder)
+        driver = started(peer.client, closed)
+        await driver.start()
+        await eventually(lambda: driver.connected, "a secure session")
+        await eventually(lambda: driver.samples["it_power"].value == VALUES["it_power"], "values")
+        await driver.stop()

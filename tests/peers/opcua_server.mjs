@@ -4,7 +4,7 @@
 //
 // node opcua_server.mjs --pki FOLDER --cert server.der --key server.key.pem --application-uri URI
 //     --namespace URI --variables JSON [--mode SignAndEncrypt] [--allow-unsecured]
-//     [--trust client.der]... [--port 0] [--exit-with-stdin]
+//     [--no-discovery] [--trust client.der]... [--port 0] [--exit-with-stdin]
 //
 // --variables: [{"path": ["ComputeManager", "ItPower"], "type": "Double", "value": 12.5}, ...]:
 // one variable per entry under Objects, each name in the namespace --namespace, its parents made
@@ -12,7 +12,9 @@
 // readable and writable and keeps what is written.
 //
 // Security: policy Basic256Sha256 with --mode (Sign or SignAndEncrypt; default SignAndEncrypt),
-// plus the None endpoint with --allow-unsecured. The server's certificate manager lives in --pki
+// plus the None endpoint with --allow-unsecured. Without it, node-opcua still accepts unsecured
+// channels for discovery (GetEndpoints) and refuses sessions on them (BadSecurityModeRejected);
+// --no-discovery refuses unsecured channels altogether (BadSecurityPolicyRejected). The server's certificate manager lives in --pki
 // (never the home directory); a client certificate is trusted only if given with --trust: any
 // other is refused, as node-opcua refuses one (it answers the OpenSecureChannel request with a
 // ServiceFault, BadSecurityChecksFailed).
@@ -40,7 +42,8 @@ const { OPCUAServer } = serverModule;
 const USAGE =
     "usage: opcua_server.mjs --pki FOLDER --cert FILE --key FILE --application-uri URI " +
     "--namespace URI " +
-    "--variables JSON [--mode Sign|SignAndEncrypt] [--allow-unsecured] [--trust FILE]... " +
+    "--variables JSON [--mode Sign|SignAndEncrypt] [--allow-unsecured] [--no-discovery] " +
+    "[--trust FILE]... " +
     "[--port N] [--exit-with-stdin]";
 
 function usage(message) {
@@ -61,6 +64,7 @@ function options() {
                 variables: { type: "string" },
                 mode: { type: "string", default: "SignAndEncrypt" },
                 "allow-unsecured": { type: "boolean", default: false },
+                "no-discovery": { type: "boolean", default: false },
                 trust: { type: "string", multiple: true, default: [] },
                 port: { type: "string", default: "0" },
                 "exit-with-stdin": { type: "boolean", default: false },
@@ -155,6 +159,7 @@ async function main() {
         privateKeyFile: path.resolve(opts.key),
         nodeset_filename: [nodesets.standard],
         allowAnonymous: true,
+        disableDiscovery: opts["no-discovery"],
         serverInfo: { applicationUri: opts["application-uri"], productUri: "digital-boiler-test-peer" },
         buildInfo: { productName: "digital-boiler test peer (node-opcua)" },
     });
