@@ -9,6 +9,7 @@ import typer
 from controller.cli import (
     alarms,
     check_config,
+    commission,
     demo,
     dump_config,
     historian,
@@ -57,6 +58,7 @@ def _options(
 
 
 app.command("check-config")(check_config.check_config)
+app.command("commission")(commission.commission)
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
 sim_app.command("run")(sim.run)

@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,6 +105,29 @@ class OpcUaWriteError(Exception):
         self.status = status  # the OPC-UA status name, when the server answered
 
 
+class OpcUaConnectError(Exception):
+    """No session could be had (commissioning's one session): the message is the sentence the
+    driver's `last_error` would say, naming what to do."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What one session found (commissioning): the security it runs with, the server's
+    certificate, the time one read request takes, and each point's node."""
+
+    endpoint: str
+    policy: str  # None, Basic256Sha256
+    mode: str  # None, Sign, SignAndEncrypt
+    server_certificate: bytes | None  # DER, as the server presents it in its endpoints
+    round_trip: float  # s, one Read request
+    nodes: dict[str, str]  # point id → node id
+    unresolved: dict[str, str]  # point id → the server's status for its browse path or node id
+
+
 @dataclass
 class OpcUaCounters:
     """What the driver did, for operators (errors by kind are in `DeviceHealth.errors`)."""
@@ -140,6 +164,7 @@ class _Session:
         self.points_by_node: dict[ua.NodeId, OpcUaPoint] = {}
         self.polled: dict[PollClass, list[OpcUaPoint]] = {}
         self.subscribed: dict[PollClass, int] = {}  # monitored items per class
+        self.unresolved: dict[str, str] = {}  # point id → the server's status for its node
 
     def signal_lost(self, reason: str) -> None:
         if not self.lost.is_set():
@@ -351,6 +376,70 @@ class OpcUaDriver:
         self.counters.writes += 1
         self._log.debug("opcua_write", point=point_id, value=value)
 
+    # ------------------------------------------------------------------ one session
+
+    @asynccontextmanager
+    async def one_session(self) -> AsyncIterator[SessionInfo]:
+        """One session outside the driver's task, for commissioning: connect (the security files
+        checked first: OpcUaSecurityError), resolve every point's node, yield what was found;
+        `read_once()` and `write()` work meanwhile. OpcUaConnectError, in the driver's words,
+        when no session can be had. Closed on the way out. Not while `start()`ed."""
+        if self._task is not None:
+            raise RuntimeError(f"{self.device.id}: the driver's own task holds the session")
+        security = self.device.security
+        credentials = None
+        if security is not None:
+            credentials = await asyncio.to_thread(
+                load_credentials, self.device.id, security, self.base_dir, self.clock()
+            )
+        self._credentials = credentials
+        session: _Session | None = None
+        try:
+            if credentials is not None:
+                await self._check_server_endpoint(credentials)
+            client = await self._client(credentials)
+            try:
+                await client.connect()
+            except BaseException:
+                client.disconnect_socket()
+                raise
+            session = _Session(client)
+            await self._resolve(session)
+            info = await self._session_info(session)
+        except Exception as exc:
+            if session is not None:
+                await self._close(session.client)
+            raise OpcUaConnectError(*self._describe(exc)) from None
+        self._session = session
+        try:
+            yield info
+        finally:
+            self._end(session)
+            await self._close(session.client)
+
+    async def _session_info(self, session: _Session) -> SessionInfo:
+        client = session.client
+        policy = client.security_policy
+        started = asyncio.get_running_loop().time()
+        now = ua.NodeId(ua.Int32(ObjectIds.Server_ServerStatus_CurrentTime))
+        await client.get_node(now).read_value()
+        round_trip = asyncio.get_running_loop().time() - started
+        mode = policy.Mode if policy.Mode is not None else ua.MessageSecurityMode.None_
+        endpoints = await client.get_endpoints()
+        matching = [
+            e for e in endpoints if e.SecurityPolicyUri == policy.URI and e.SecurityMode == mode
+        ] or list(endpoints)
+        certificate = next((e.ServerCertificate for e in matching if e.ServerCertificate), None)
+        return SessionInfo(
+            endpoint=self.device.endpoint,
+            policy=policy.URI.rsplit("#", 1)[-1],
+            mode=mode.name.rstrip("_"),
+            server_certificate=first_certificate(certificate) if certificate else None,
+            round_trip=round_trip,
+            nodes={point: node.to_string() for point, node in session.nodes.items()},
+            unresolved=dict(session.unresolved),
+        )
+
     # ------------------------------------------------------------------ the task
 
     async def _run(self) -> None:
@@ -525,6 +614,7 @@ class OpcUaDriver:
                 else:
                     session.nodes[point.id] = node_id
         session.points_by_node = {session.nodes[p]: self._points[p] for p in session.nodes}
+        session.unresolved = unresolved
         now = self.clock()
         for point_id, status in unresolved.items():
             self._count_error("unresolved_node")
@@ -828,4 +918,11 @@ async def _delete_quietly(subscription: Subscription) -> None:
         log.debug("opcua_subscription_delete_failed", error=str(exc))
 
 
-__all__ = ["OpcUaCounters", "OpcUaDriver", "OpcUaSecurityError", "OpcUaWriteError"]
+__all__ = [
+    "OpcUaConnectError",
+    "OpcUaCounters",
+    "OpcUaDriver",
+    "OpcUaSecurityError",
+    "OpcUaWriteError",
+    "SessionInfo",
+]
