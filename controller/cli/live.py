@@ -103,8 +103,10 @@ def log_panel(tail: LogTail) -> RenderableType:
     full log is."""
     lines = [Text(line, style="yellow", no_wrap=True, overflow="ellipsis") for line in tail.recent]
     where = f"log: {tail.path}" if tail.path is not None else ""
+    if not lines and not where:
+        return Group()  # nothing logged, nowhere to look: no line
     if not lines:
-        return Text(f"no warnings{'; ' + where if where else ''}", style="dim")
+        return Text(f"no warnings; {where}", style="dim")
     if where:
         lines.append(Text(where, style="dim"))
     return Group(*lines)
