@@ -106,3 +106,28 @@ def test_a_low_flow_trip_still_clears_on_its_own_after_the_reset_delay() -> None
     assert trips(model, 2) == Interlock(0)
     run_for(supervisor, 2)
     assert model.it_power[2] == pytest.approx(CAP)
+
+
+def test_a_scenario_resets_a_trip_when_the_engineer_would() -> None:
+    """A scenario's `trip_reset` event: the pump trips and is repaired, and the caisson stays
+    out until the reset; then it proves its flow and runs again."""
+    run = scenario_run(
+        site_config("demo"),
+        duration="1 h",
+        events=[
+            {"at": "10 min", "kind": "pump_trip", "caisson": "c2", "duration": "5 min"},
+            {"at": "30 min", "kind": "trip_reset", "caisson": "c2"},
+        ],
+    )
+    model = run.model
+    supervisor = RemoteSupervisor(model, 0.5, CAP)
+    tripped_at_25_min = None
+    while model.time < 3600:
+        for action in run.schedule.get(model.step_index, ()):  # as ScenarioRun.step plays them
+            action(model)
+        supervisor.step()
+        if model.time == 25 * 60:
+            tripped_at_25_min = trips(model, 1)
+    assert tripped_at_25_min == Interlock.PUMP_FAULT_TRIP  # repaired, not reset: still out
+    assert trips(model, 1) == Interlock(0)
+    assert model.it_power[1] == pytest.approx(CAP)
