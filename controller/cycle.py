@@ -13,7 +13,9 @@ next cycles until it is done, so one dead device never holds the others' cycle.
 
 Ticks are fixed on the injected monotonic clock. A cycle that ends after the next tick was due is
 an overrun: the next cycle starts at once and the schedule restarts from there, so cycles never
-bunch up to catch up (the ticks it jumped over are counted as missed).
+bunch up to catch up (the ticks it jumped over are counted as missed). The first `startup_cycles`
+cycles are start-up (sessions opening, first reads): a late one restarts the schedule the same
+way but is not an overrun (logged at debug, not counted, not alarmed).
 """
 
 from __future__ import annotations
@@ -92,9 +94,11 @@ class Cycle:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         notifier: Notifier | None = None,
         observers: Sequence[ScanObserver] = (),
+        startup_cycles: int = 0,
     ) -> None:
         """read_only: commissioning: compute and log every would-be write, send none. clock and
-        sleep: monotonic seconds, the supervisor's time (accelerated simulations scale both)."""
+        sleep: monotonic seconds, the supervisor's time (accelerated simulations scale both).
+        startup_cycles: the first cycles, whose lateness is start-up and not an overrun."""
         if period <= 0:
             raise ValueError("the cycle period must be positive")
         self.supervisor = supervisor
@@ -105,6 +109,7 @@ class Cycle:
         self._clock, self._sleep = clock, sleep
         self.notifier = notifier or Notifier(None)
         self.observers = list(observers)
+        self.startup_cycles = startup_cycles
         self.cycles = 0
         self.overruns = 0
         self.missed_ticks = 0
@@ -139,7 +144,10 @@ class Cycle:
                     self.notifier.watchdog()
                 end = self._clock()
                 self.last_duration = end - started
-                if end > next_tick:
+                if end > next_tick and self.cycles <= self.startup_cycles:
+                    log.debug("cycle_late_at_start", cycle=self.cycles, late_by=end - next_tick)
+                    next_tick = end  # the schedule restarts here, as after an overrun
+                elif end > next_tick:
                     next_tick = self._overran(end, next_tick)
                 elif self._overrun_streak:
                     log.info("cycle_on_time", overruns_in_streak=self._overrun_streak)

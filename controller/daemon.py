@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,9 @@ from controller.systemd import Notifier
 log = structlog.get_logger(__name__)
 
 CONFIG_KEY = "config/digest"
+# Wall seconds after start whose late cycles are start-up (sessions opening, first reads), not
+# overruns: an operator should not read "missed ticks" into every start.
+STARTUP_S = 10.0
 
 
 def configuration_digest(files: Sequence[Path]) -> str:
@@ -114,6 +118,7 @@ class Daemon:
             clock=self.time.clock,
             sleep=self.time.sleep,
             notifier=notifier if notifier is not None else Notifier.from_environment(),
+            startup_cycles=math.ceil(STARTUP_S * time_scale / period),
         )
         self.feed = HistorianFeed(
             site,

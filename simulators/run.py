@@ -28,6 +28,7 @@ from simulators.scenario import (
     SensorDrift,
     SensorFault,
     SensorStuck,
+    TripReset,
     WarmSpell,
     resolve,
 )
@@ -111,12 +112,24 @@ def schedule_events(scenario: Scenario, site: SiteConfig) -> dict[int, list[Acti
             case DrainAndRefill():
                 add(event.at, lambda m: m.drain_and_refill_pool())
                 continue
+            case TripReset(caisson=name):
+                add(event.at, _trip_reset(index[name]))
+                continue
             case _:
                 continue
         add(event.at, start)
         if event.duration is not None and event.at + event.duration < scenario.duration:
             add(event.at + event.duration, end)
     return schedule
+
+
+def _trip_reset(caisson: int) -> Action:
+    """The engineer's trip reset: the coil raised, taken by the PLC's next scan."""
+
+    def reset(model: PlantModel) -> None:
+        model.commands.trip_reset[caisson] = True
+
+    return reset
 
 
 def _switch(method: Callable[[PlantModel, int, bool], None], caisson: int) -> tuple[Action, Action]:

@@ -84,6 +84,14 @@ class SensorDrift(_TimedEvent):
     rate_per_hour: TemperatureDifference
 
 
+class TripReset(_Event):
+    """An engineer resets the caisson PLC's trips (its `trip_reset` coil), as after a repair: a
+    leak or pump-fault trip stays until then (simulators/plant/plc.py)."""
+
+    kind: Literal["trip_reset"]
+    caisson: str
+
+
 class DrainAndRefill(_Event):
     kind: Literal["drain_and_refill"]
 
@@ -112,6 +120,7 @@ PlantEvent = (
     | SensorStuck
     | SensorFault
     | SensorDrift
+    | TripReset
     | DrainAndRefill
     | DemandStep
     | WarmSpell

@@ -33,6 +33,7 @@ class CaissonView(Model):
     control_mode: ControlMode
     locked_out: bool  # the site file's lockout, or its own or the plant's maintenance
     interlocks: list[str]
+    plc_trips: list[str] = Field(default_factory=list)  # trip bits of the PLC's interlock word
     running: bool
     setpoint_degc: float | None
     outlet_degc: float | None
@@ -56,6 +57,16 @@ class PlantView(Model):
     dry_cooler_pct: float
     outlet_setpoint_degc: float | None = None  # in force (the reset within the band)
     return_limit_degc: float | None = None  # the dry cooler's, asked of the plant PLC
+    # What an operator looks at first: the building's supply against its band, the weather, the
+    # tank, and the day's heat so far (the site's local day; None where not measured)
+    supply_degc: float | None = None
+    supply_band_degc: tuple[float, float] | None = None
+    outdoor_degc: float | None = None
+    tank_top_degc: float | None = None
+    tank_bottom_degc: float | None = None
+    heat_today_kwh: float | None = None
+    backup_today_kwh: float | None = None
+    erf_today: float | None = None
 
 
 class OverrideView(Model):
@@ -98,6 +109,7 @@ class Status(Model):
     overrides: list[OverrideView]
     devices: list[DeviceView]
     alarms: AlarmCounts
+    problems: list[str] = Field(default_factory=list)  # what is wrong, in words; [] when nothing
 
 
 class PointView(Model):
@@ -228,3 +240,7 @@ class ModeRequest(Justified):
 
 class RetryRequest(Operator):
     device: str
+
+
+class TripResetRequest(Justified):
+    caisson: str

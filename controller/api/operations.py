@@ -8,17 +8,24 @@ the next start, so a caisson locked out for maintenance stays locked out across 
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Final, Protocol
 
 import structlog
 
+from controller.alarms.journal import Journal
 from controller.alarms.model import AlarmId, State, Transition
 from controller.alarms.service import AlarmService
 from controller.api import models as m
+from controller.api.wrong import what_is_wrong
+from controller.config.loader import LoadedSite
+from controller.config.roles import CaissonSkidPoint as Skid
+from controller.config.roles import PlantSkidPoint
 from controller.config.site import ModbusDevice
 from controller.config.units import point_unit_factor
 from controller.control.operator import (
@@ -29,13 +36,13 @@ from controller.control.operator import (
     check_override,
     override_limits,
 )
-from controller.control.supervisor import CaissonStatus
-from controller.fieldbus.image import PointRef
+from controller.control.supervisor import CaissonStatus, PlantStatus, Supervisor
+from controller.fieldbus.health import DeviceHealth
+from controller.fieldbus.image import PointRef, Sample, Snapshot
+from controller.historian.feed import HistorianFeed
 from controller.historian.schema import Event
-from controller.kpi import Kpis
-
-if TYPE_CHECKING:
-    from controller.daemon import Daemon
+from controller.kpi import Kpis, Period
+from controller.trips import SkidReadings, cleared, reset_refusal, tripped
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +50,77 @@ PLC_MODES = {0: "local", 1: "remote", 2: "local safe"}
 ACKNOWLEDGEABLE = {State.UNACKNOWLEDGED, State.RETURNED_UNACKNOWLEDGED, State.ACKNOWLEDGED}
 MODE_KEY = "mode/"
 SETPOINT_KEY = "setpoint/"
+RESET_WAIT_S: Final = 5.0  # wall s for the PLC to take a trip reset (it scans every second)
+RESET_POLL_S: Final = 0.1
+
+
+# ---------------------------------------------------------------- what the API needs
+
+
+class Clock(Protocol):
+    def clock(self) -> float:
+        """Monotonic seconds of the scan cycle (plant seconds against an accelerated plant)."""
+        ...
+
+
+class Image(Protocol):
+    def snapshot(self) -> Snapshot: ...
+
+
+class CycleFigures(Protocol):
+    @property
+    def status(self) -> PlantStatus | None: ...
+    @property
+    def cycles(self) -> int: ...
+    @property
+    def overruns(self) -> int: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def write_failures(self) -> Mapping[str, int]: ...
+
+
+class Devices(Protocol):
+    """The field devices, for the engineer's actions on them."""
+
+    def health(self) -> Mapping[str, DeviceHealth]: ...
+
+    def retry(self, device_id: str) -> None: ...
+
+    async def read_now(self, ref: PointRef) -> Sample: ...
+
+    async def write_now(self, ref: PointRef, value: float | int | bool) -> None: ...
+
+
+class EventSink(Protocol):
+    def submit(self, lines: Sequence[str]) -> None: ...
+
+
+class Host(Protocol):
+    """What the API needs of the daemon that serves it (controller.daemon.Daemon is one): the
+    site, the process image, the supervisor's state, the cycle's figures, the devices, the journal,
+    the alarm engine and the historian's feed."""
+
+    @property
+    def site(self) -> LoadedSite: ...
+    @property
+    def image(self) -> Image: ...
+    @property
+    def supervisor(self) -> Supervisor: ...
+    @property
+    def cycle(self) -> CycleFigures: ...
+    @property
+    def field_io(self) -> Devices: ...
+    @property
+    def journal(self) -> Journal | None: ...
+    @property
+    def alarms(self) -> AlarmService | None: ...
+    @property
+    def feed(self) -> HistorianFeed: ...
+    @property
+    def writer(self) -> EventSink: ...
+    @property
+    def time(self) -> Clock: ...
 
 
 class ApiError(Exception):
@@ -54,7 +132,7 @@ class ApiError(Exception):
 
 
 class Operations:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Host) -> None:
         self.daemon = daemon
         self.site = daemon.site
 
@@ -64,8 +142,11 @@ class Operations:
         d = self.daemon
         result = d.cycle.status
         counts = self._alarm_counts()
+        snapshot = d.image.snapshot()
         caissons = (
-            [self._caisson(c, counts.get(c.id, 0)) for c in result.caissons] if result else []
+            [self._caisson(c, counts.get(c.id, 0), snapshot) for c in result.caissons]
+            if result
+            else []
         )
         plant = None
         if result is not None:
@@ -78,8 +159,9 @@ class Operations:
                 dry_cooler_pct=result.dry_cooler * 100,
                 outlet_setpoint_degc=result.outlet_setpoint,
                 return_limit_degc=result.return_limit,
+                **self._plant_figures(snapshot),
             )
-        return m.Status(
+        status = m.Status(
             site=self.site.config.site.name,
             site_id=self.site.config.site.slug,
             timezone=self.site.config.site.timezone,
@@ -98,6 +180,32 @@ class Operations:
             devices=self._devices(),
             alarms=self._alarm_summary(),
         )
+        return status.model_copy(update={"problems": what_is_wrong(status)})
+
+    def _plant_figures(self, snapshot: Snapshot) -> dict[str, object]:
+        """The plant line's figures: measurements of the plant skid (in degC, as measured) and
+        the site's day so far."""
+        skid = self.site.config.plant.skid
+
+        def measured(point: str) -> float | None:
+            sample = snapshot.get(PointRef(skid, point))
+            if sample is None or not sample.usable or not isinstance(sample.value, int | float):
+                return None
+            return float(sample.value)
+
+        days = [k for k in self.daemon.feed.kpis.snapshot() if k.period is Period.DAY]
+        day = days[0] if days else None
+        setpoints = self.site.config.setpoints
+        return {
+            "supply_degc": measured(PlantSkidPoint.BUILDING_SUPPLY_TEMP),
+            "supply_band_degc": (setpoints.supply_low, setpoints.supply_high),
+            "outdoor_degc": measured(PlantSkidPoint.OUTDOOR_TEMP),
+            "tank_top_degc": measured(PlantSkidPoint.TANK_TEMP_TOP),
+            "tank_bottom_degc": measured(PlantSkidPoint.TANK_TEMP_BOTTOM),
+            "heat_today_kwh": None if day is None else day.heat_delivered_kwh,
+            "backup_today_kwh": None if day is None else day.backup_heat_kwh,
+            "erf_today": None if day is None else day.erf,
+        }
 
     def points(self, pattern: str) -> m.Points:
         snapshot = self.daemon.image.snapshot()
@@ -339,6 +447,78 @@ class Operations:
         self._journal(request.device, "retry", f"{request.device}: reconnect now", "", "", request)
         return m.ActionAnswer(changes=[], message=f"{request.device}: trying to reconnect now")
 
+    async def reset_trip(self, request: m.TripResetRequest) -> m.ActionAnswer:
+        """Reset a caisson's PLC trips once their causes have gone (the engineer's decision: the
+        controller never resets one by itself). Refused, with nothing written, while a cause is
+        present; else the PLC's `trip_reset` coil is written, and the answer says which trips the
+        PLC cleared (read back from the skid once it has taken the request)."""
+        configured = {c.id: c for c in self.site.config.caissons}.get(request.caisson)
+        if configured is None:
+            known = ", ".join(c.id for c in self.site.config.caissons)
+            raise ApiError(404, f"no caisson {request.caisson!r} (the site's caissons: {known})")
+        skid = configured.skid
+        devices = self.daemon.field_io
+        before = await self._skid_readings(skid)
+        plc = self.site.config.caisson_types[configured.type].plc
+        refusal = reset_refusal(request.caisson, skid, before, plc)
+        if refusal is not None:
+            raise ApiError(409, refusal)
+        assert before.interlocks is not None  # reset_refusal refuses without it
+        coil = PointRef(skid, Skid.TRIP_RESET)
+        try:
+            await devices.write_now(coil, True)
+        except Exception as error:  # WriteError: refused or unconfirmed; one line either way
+            raise ApiError(409, f"{request.caisson}: trip reset not sent: {error}") from None
+        after = await self._after_reset(coil)
+        gone, kept = cleared(before.interlocks, after)
+        shown_before = ", ".join(cleared(0, before.interlocks)[1])
+        shown_after = ", ".join(kept) or "none"
+        message = f"{request.caisson}: " + (
+            f"{', '.join(gone)} cleared" if gone else "the PLC cleared no trip"
+        )
+        if kept:
+            proving = kept == ["low_flow_trip"] and bool(gone)
+            message += (
+                "; low_flow_trip holds until the PLC has proven the flow, then IT power returns"
+                if proving
+                else f"; still tripped: {shown_after}"
+            )
+        self._journal(request.caisson, "trip_reset", message, shown_before, shown_after, request)
+        if not gone:
+            raise ApiError(409, message)
+        return _answer(request.caisson, shown_before, shown_after, message)
+
+    async def _skid_readings(self, skid: str) -> SkidReadings:
+        """The trip's causes as the skid shows them now (read from it, not the last poll)."""
+        points = (Skid.INTERLOCKS, Skid.LEAK, Skid.PUMP_FAULT, Skid.OUTLET_TEMP, Skid.FLOW)
+        samples = [await self.daemon.field_io.read_now(PointRef(skid, p)) for p in points]
+        interlocks, leak, fault, outlet, flow = (s.value if s.usable else None for s in samples)
+        factor = point_unit_factor(self.site.device_map(skid).point(Skid.FLOW).unit)
+        return SkidReadings(
+            interlocks=interlocks if isinstance(interlocks, int) else None,
+            leak=leak if isinstance(leak, bool) else None,
+            pump_fault=fault if isinstance(fault, bool) else None,
+            outlet=float(outlet) if isinstance(outlet, int | float) else None,
+            flow=float(flow) * factor if isinstance(flow, int | float) else None,
+        )
+
+    async def _after_reset(self, coil: PointRef) -> int:
+        """The interlock word once the PLC has taken the reset (it writes the coil back to 0)."""
+        devices = self.daemon.field_io
+        deadline = time.monotonic() + RESET_WAIT_S
+        while (await devices.read_now(coil)).value is not False:
+            if time.monotonic() > deadline:
+                raise ApiError(
+                    409,
+                    f"{coil.device} did not take the trip reset within {RESET_WAIT_S:g} s "
+                    f"({coil.point} still set): is the PLC running?",
+                )
+            await asyncio.sleep(RESET_POLL_S)
+        word = await devices.read_now(PointRef(coil.device, Skid.INTERLOCKS))
+        if not word.usable or not isinstance(word.value, int):
+            raise ApiError(409, f"{coil.device}: interlock word unreadable after the reset")
+        return word.value
+
     # ------------------------------------------------------------------ restart
 
     def restore_settings(self) -> None:
@@ -456,7 +636,10 @@ class Operations:
             return "automatic"
         return f"automatic {output.commanded / factor:g} {unit}"
 
-    def _caisson(self, c: CaissonStatus, alarms: int) -> m.CaissonView:
+    def _caisson(self, c: CaissonStatus, alarms: int, snapshot: Snapshot) -> m.CaissonView:
+        skid = {k.id: k.skid for k in self.site.config.caissons}[c.id]
+        word = snapshot.get(PointRef(skid, Skid.INTERLOCKS))
+        plc_trips = tripped(word.value) if word is not None and isinstance(word.value, int) else []
         return m.CaissonView(
             id=c.id,
             initialised=c.initialised,
@@ -464,6 +647,7 @@ class Operations:
             control_mode=c.mode,
             locked_out=c.locked_out,
             interlocks=sorted(c.interlocks),
+            plc_trips=plc_trips,
             running=c.running,
             setpoint_degc=c.setpoint,
             outlet_degc=c.outlet,

@@ -2,14 +2,16 @@
 
 Every route but the OpenAPI document needs `Authorization: Bearer <token>`. Requests and answers
 are the pydantic models of `models.py`; the OpenAPI document is built from the same route table,
-so it cannot drift from what is served. Handlers are quick and never await the field devices:
-an action changes the supervisor's state, which the next scan applies.
+so it cannot drift from what is served. Handlers are quick and most never await the field
+devices: an action changes the supervisor's state, which the next scan applies. A trip reset is
+the exception: a command to the PLC itself, written at once and read back (a few seconds at most).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ class Route:
     path: str
     summary: str
     answer: type[BaseModel]
-    call: Callable[[Operations, Any], BaseModel]
+    call: Callable[[Operations, Any], BaseModel | Awaitable[BaseModel]]
     body: type[BaseModel] | None = None  # JSON body (POST)
     query: type[BaseModel] | None = None  # query string (GET)
 
@@ -123,6 +125,14 @@ ROUTES = (
         m.ActionAnswer,
         lambda o, b: o.set_mode(b),
         m.ModeRequest,
+    ),
+    Route(
+        "POST",
+        "/trips/reset",
+        "Reset a caisson's PLC trips once their causes have gone",
+        m.ActionAnswer,
+        lambda o, b: o.reset_trip(b),
+        m.TripResetRequest,
     ),
     Route(
         "POST",
@@ -220,6 +230,8 @@ def _handler(operations: Operations, route: Route) -> Callable[[web.Request], An
         except ValidationError as error:
             raise ApiError(400, _validation_message(error)) from None
         answer = route.call(operations, argument)
+        if inspect.isawaitable(answer):  # an action on a device: awaits its answer
+            answer = await answer
         return web.Response(text=answer.model_dump_json(), content_type="application/json")
 
     return handle

@@ -9,6 +9,7 @@ import typer
 from controller.cli import (
     alarms,
     check_config,
+    commission,
     demo,
     dump_config,
     historian,
@@ -57,6 +58,7 @@ def _options(
 
 
 app.command("check-config")(check_config.check_config)
+app.command("commission")(commission.commission)
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
 sim_app.command("run")(sim.run)
@@ -72,6 +74,7 @@ app.command("mode")(plant.mode)
 app.command("lockout")(plant.lockout)
 app.command("unlock")(plant.unlock)
 app.command("retry")(plant.retry)
+app.command("reset-trip")(plant.reset_trip)
 app.command("kpi")(kpi.kpi)
 app.command("dump-config")(dump_config.dump_config)
 maps_app.command("show")(maps.show)

@@ -1,16 +1,19 @@
 """`boilerctl demo`: the demo plant on the simulator and the controller daemon, live.
 
 One process runs the simulated demo plant (sites/demo.yaml, accelerated time, devices on free
-loopback ports) and the daemon against it over real sockets, and shows every caisson's status:
-a live table on a terminal, one plain line every N cycles otherwise (logs, CI).
+loopback ports, optionally a fault plan) and the daemon against it over real sockets, and shows
+every caisson's status: a live view on a terminal (the logs in a file it names, the last warnings
+above the table, never through it), one plain line every N cycles otherwise (logs, CI).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,21 +21,22 @@ from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
+from rich.console import Group, RenderableType
 from rich.text import Text
 
 from controller.api.endpoint import ApiAddressError, TokenFileError
+from controller.cli.live import current_level, live_view
 from controller.cli.views import status_view
 from controller.config.loader import ConfigError, LoadedSite, load_site
 from controller.config.site import InfluxV1Target
 from controller.config.units import Dimension, parse_quantity
 from controller.control.supervisor import CaissonStatus, PlantStatus
 from controller.durable_file import FileBusyError
-from controller.logs import configure_logging
+from controller.state import state_directory
 
 if TYPE_CHECKING:  # the simulator (numba) loads only when the demo runs: --help stays quick
     from controller.daemon import Daemon
+    from simulators.devices.fault_plan import FaultPlan
     from simulators.devices.plant_server import SimulatedPlant
 
 DEMO_SITE = Path(__file__).resolve().parents[2] / "sites" / "demo.yaml"
@@ -43,7 +47,6 @@ PLC_MODES = {0: "local", 1: "remote", 2: "local safe"}
 
 
 def demo(
-    ctx: typer.Context,
     speed: Annotated[
         float, typer.Option("--speed", min=0.1, max=100.0, help="Plant seconds per second.")
     ] = 10.0,
@@ -75,11 +78,29 @@ def demo(
     database: Annotated[
         str, typer.Option("--database", help="The InfluxDB database, with --influx.")
     ] = "boiler",
+    faults: Annotated[
+        Path | None,
+        typer.Option(
+            "--faults",
+            help="A fault plan to play (sim serve's format): devices and plant failing on cue.",
+        ),
+    ] = None,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            help="On a terminal, where the logs go while the table is shown (JSON lines; "
+            "default: <state directory>/<site id>.demo.log); the last warnings show above it.",
+        ),
+    ] = None,
 ) -> None:
     """The demo plant: the simulated residential site run by the supervisory controller, live."""
+    from simulators.devices.fault_plan import load_fault_plan
+
     seconds = _duration(duration) if duration is not None else None
     try:
         site = load_site(DEMO_SITE)
+        plan = load_fault_plan(faults, site) if faults is not None else None
     except ConfigError as error:
         for issue in error.issues:
             typer.echo(str(issue), err=True)
@@ -95,9 +116,10 @@ def demo(
     begin = start or datetime.fromisoformat(DEMO_START)
     if begin.tzinfo is None:
         begin = begin.replace(tzinfo=ZoneInfo(site.config.site.timezone))
-    level = ctx.find_root().params.get("log_level") or "info"
+    level = current_level()
+    log_path = log_file or state_directory(os.environ) / f"{site.config.site.slug}.demo.log"
     try:
-        asyncio.run(_demo(site, begin, speed, seconds, every, level))
+        asyncio.run(_demo(site, begin, speed, seconds, every, level, plan, log_path))
     except (FileBusyError, TokenFileError, ApiAddressError) as error:
         typer.echo(f"demo: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
@@ -123,49 +145,59 @@ async def _demo(
     duration: float | None,
     every: int,
     log_level: str,
+    faults: FaultPlan | None,
+    log_file: Path,
 ) -> None:
-    from controller.daemon import Daemon
-    from controller.systemd import Notifier
     from simulators.devices.plant_server import SimulatedPlant
-    from simulators.lockstep import field_overrides
 
-    plant = SimulatedPlant(site, start=start, speed=speed, ephemeral_ports=True)
+    plant = SimulatedPlant(site, start=start, speed=speed, ephemeral_ports=True, faults=faults)
+    view = _View(plant, duration)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await plant.start()
-        addresses, endpoints = field_overrides(plant)
-        daemon = Daemon(
-            site,
-            addresses=addresses,
-            endpoints=endpoints,
-            time_scale=speed,
-            notifier=Notifier(None),
-        )
-        view = _View(plant, daemon, duration)
-        try:
-            await daemon.start()
-            if sys.stdout.isatty():
-                await view.live(stop, log_level)
-            else:
-                await view.lines(stop, every)
-        finally:
-            await daemon.stop()
-    finally:
-        await plant.stop()
+    if sys.stdout.isatty():
+        with live_view(view.table, log_level, log_file) as refresh:
+            await view.run(stop, lambda: view.live(stop, refresh))
+    else:
+        await view.run(stop, lambda: view.lines(stop, every))
     typer.echo(view.summary())
 
 
 class _View:
-    def __init__(self, plant: SimulatedPlant, daemon: Daemon, duration: float | None) -> None:
+    def __init__(self, plant: SimulatedPlant, duration: float | None) -> None:
         self.plant = plant
-        self.daemon = daemon
+        self.daemon: Daemon | None = None  # once the plant is up
         self.duration = duration
         self.zone = ZoneInfo(plant.site.config.site.timezone)
 
+    async def run(self, stop: asyncio.Event, show: Callable[[], Awaitable[None]]) -> None:
+        """Start the plant and the daemon against it, `show()` until the end, stop both."""
+        from controller.daemon import Daemon
+        from controller.systemd import Notifier
+        from simulators.lockstep import field_overrides
+
+        plant = self.plant
+        try:
+            await plant.start()
+            addresses, endpoints = field_overrides(plant)
+            self.daemon = Daemon(
+                plant.site,
+                addresses=addresses,
+                endpoints=endpoints,
+                time_scale=plant.speed or 1.0,
+                notifier=Notifier(None),
+            )
+            try:
+                await self.daemon.start()
+                await show()
+            finally:
+                await self.daemon.stop()
+        finally:
+            await plant.stop()
+
     def done(self, stop: asyncio.Event) -> bool:
+        assert self.daemon is not None
         task = self.daemon.task
         if task is not None and task.done():
             task.result()  # the cycle failed: raise it
@@ -179,20 +211,16 @@ class _View:
             async with asyncio.timeout(seconds):
                 await stop.wait()
 
-    async def live(self, stop: asyncio.Event, log_level: str) -> None:
-        """A table refreshed every second until Ctrl-C or the end; logs print above it."""
-        stderr = sys.stderr
-        with Live(self.table(), console=Console(), auto_refresh=False) as live:
-            configure_logging(log_level, json_lines=False, stream=sys.stderr)  # rich's proxy
-            try:
-                while not self.done(stop):
-                    await self._wait(stop, REFRESH_S)
-                    live.update(self.table(), refresh=True)
-            finally:
-                configure_logging(log_level, stream=stderr)
+    async def live(self, stop: asyncio.Event, refresh: Callable[[], None]) -> None:
+        """The view redrawn every second until Ctrl-C or the end."""
+        refresh()
+        while not self.done(stop):
+            await self._wait(stop, REFRESH_S)
+            refresh()
 
     async def lines(self, stop: asyncio.Event, every: int) -> None:
         """One status line every `every` cycles (checked ten times a second)."""
+        assert self.daemon is not None
         printed = 0
         while not self.done(stop):
             await self._wait(stop, REFRESH_S / 10)
@@ -206,6 +234,7 @@ class _View:
         return at.astimezone(self.zone).strftime("%a %d %b %H:%M:%S")
 
     def line(self) -> str:
+        assert self.daemon is not None
         status = self.daemon.cycle.status
         assert status is not None
         head = f"{self.clock()} {_plant_summary(status)}"
@@ -215,12 +244,16 @@ class _View:
         """The same view as `boilerctl watch` (the API's status), titled with the plant's time."""
         speed = self.plant.speed or 0.0
         title = f"{self.plant.site.config.site.name}: simulated plant ×{speed:g}, {self.clock()}"
-        view = status_view(self.daemon.operations.status(), self.zone, title)
         site = self.plant.site.path
+        if self.daemon is None:
+            return Text(f"{title}\nstarting the simulated plant and the controller…")
+        view = status_view(self.daemon.operations.status(), self.zone, title)
         hint = f"Ctrl-C to stop. In another terminal: boilerctl status --site {site}"
         return Group(view, Text(hint))
 
     def summary(self) -> str:
+        if self.daemon is None:
+            return "demo: the plant did not start"
         cycle, writer = self.daemon.cycle, self.daemon.writer
         failures = sum(cycle.write_failures.values())
         if writer.target is not None:

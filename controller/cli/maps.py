@@ -55,7 +55,8 @@ def show(
         bool, typer.Option("--json", help="Print a JSON document (the map as loaded), for scripts.")
     ] = False,
 ) -> None:
-    """Show a device map: every point's address, type, scaling, unit, access, limits and lease."""
+    """Show a device map: every point's address, type, scaling, unit, access, limits, expected
+    range (commissioning's plausibility) and lease."""
     shown = _of_device(site, target) if site is not None else _of_file(Path(target))
     if as_json:
         typer.echo(json.dumps(_document(shown), indent=2, ensure_ascii=False))
@@ -194,17 +195,27 @@ def _table(*location: str) -> Table:
     table.add_column("description")
     for name in location:
         table.add_column(name, no_wrap=True)
-    for name in ("unit", "access", "limits", "lease"):
+    for name in ("unit", "access", "limits", "expect", "lease"):
         table.add_column(name, no_wrap=True)
     return table
 
 
 def _add_row(table: Table, point: ModbusPoint | OpcUaPoint, *location: object) -> None:
     limits = f"{point.limits.min:g} .. {point.limits.max:g}" if point.limits is not None else ""
+    expect = f"{point.expect.min:g} .. {point.expect.max:g}" if point.expect is not None else ""
     lease = ""
     if point.lease and point.lease_timeout is not None:
         lease = f"yes ({point.lease_timeout:g} s)"
-    cells = (point.id, point.description, *location, point.unit, point.access, limits, lease)
+    cells = (
+        point.id,
+        point.description,
+        *location,
+        point.unit,
+        point.access,
+        limits,
+        expect,
+        lease,
+    )
     table.add_row(*(Text(str(cell)) for cell in cells))  # Text: no rich markup in descriptions
 
 

@@ -1,6 +1,7 @@
 """The maintenance commands on the running daemon: status, watch, points, set, override, release,
-mode, lockout, unlock, retry. Each is one request to the daemon's local API (never a connection of
-its own to a field device); every change is journaled by the daemon with the user and reason."""
+mode, lockout, unlock, retry, reset-trip. Each is one request to the daemon's local API (never a
+connection of its own to a field device); every change is journaled by the daemon with the user
+and reason."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
-from rich.live import Live
 
 from controller.api import models as m
 from controller.api.client import ApiClient, ClientError
 from controller.cli import views
+from controller.cli.live import current_level, live_view
 from controller.cli.remote import (
     JsonOption,
     OptionalReason,
@@ -224,6 +224,25 @@ def retry(
     act("/devices/retry", request, site, token_file, as_json)
 
 
+def reset_trip(
+    site: SiteOption,
+    caisson: Annotated[str, typer.Argument(help="The caisson whose PLC trips to reset.")],
+    reason: ReasonOption,
+    user: UserOption = None,
+    token_file: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reset a caisson's PLC trips after the repair (a leak or a pump fault stays tripped until
+    then); says which trips cleared.
+
+    Refused (exit 1) while a trip's cause is still there: a wet drip tray, a drive in fault, the
+    outlet at its trip level, low flow with the pump running. After a leak or pump fault the PLC
+    restarts the pump and proves the flow before it lets IT power back.
+    """
+    request = build(m.TripResetRequest, user=user_name(user), reason=reason, caisson=caisson)
+    act("/trips/reset", request, site, token_file, as_json)
+
+
 # ---------------------------------------------------------------- shared
 
 
@@ -238,38 +257,27 @@ def _status_view(client: ApiClient) -> views.RenderableType:
 
 def _live(client: ApiClient, every: float, count: int | None, render: views.ViewFactory) -> None:
     """Refresh `render()` every `every` s until Ctrl-C or `count` views; off a terminal each view
-    is printed in turn (a log of views). A daemon that goes away ends it with its line."""
+    is printed in turn (a log of views). On a terminal, logs show above the view, never through
+    it. A daemon that goes away ends it with its line."""
     out = console()
     shown = 0
     try:
-        with (
-            Live(render(), console=out, auto_refresh=False)
-            if out.is_terminal
-            else _Printing(out, render()) as live
-        ):
-            shown += 1
-            while count is None or shown < count:
-                time.sleep(every)
-                live.update(render(), refresh=True)
+        if out.is_terminal:
+            with live_view(render, current_level(), None) as refresh:
+                refresh()
                 shown += 1
+                while count is None or shown < count:
+                    time.sleep(every)
+                    refresh()
+                    shown += 1
+            return
+        out.print(render())
+        shown += 1
+        while count is None or shown < count:
+            time.sleep(every)
+            out.print(render())
+            shown += 1
     except KeyboardInterrupt:
         return
     except ClientError as error:
         fail(str(error), error.code)
-
-
-class _Printing:
-    """Live's interface, printing each view: for pipes and logs."""
-
-    def __init__(self, out: Console, first: views.RenderableType) -> None:
-        self.out = out
-        out.print(first)
-
-    def __enter__(self) -> _Printing:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-    def update(self, view: views.RenderableType, *, refresh: bool = False) -> None:
-        self.out.print(view)

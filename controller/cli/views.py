@@ -28,7 +28,7 @@ def local(at: datetime | None, zone: tzinfo) -> str:
 
 def status_view(status: m.Status, zone: tzinfo, title: str | None = None) -> RenderableType:
     """The site, its plant and caissons, the overrides in force and the devices not well."""
-    parts: list[RenderableType] = [caisson_table(status, zone, title)]
+    parts: list[RenderableType] = [caisson_table(status, zone, title), plant_line(status)]
     if status.overrides:
         overrides = Table(title="Operator overrides", title_justify="left")
         for column in ("point", "value", "by", "remaining"):
@@ -48,6 +48,37 @@ def status_view(status: m.Status, zone: tzinfo, title: str | None = None) -> Ren
         )
     )
     return Group(*parts)
+
+
+def plant_line(status: m.Status) -> Text:
+    """What an operator looks at first: the building's supply against its band, outdoor, the
+    tank, the day's heat, backup heat and ERF, and what is wrong in words."""
+    plant = status.plant
+    line = Text()
+    if plant is not None:
+        supply = number(plant.supply_degc, ".1f")
+        band = plant.supply_band_degc
+        in_band = (
+            band is None or plant.supply_degc is None or band[0] <= plant.supply_degc <= band[1]
+        )
+        line.append("building supply ")
+        line.append(f"{supply} °C", style="" if in_band else "bold red")
+        if band is not None:
+            line.append(f" (band {band[0]:g}–{band[1]:g} °C)")
+        line.append(
+            f" · outdoor {number(plant.outdoor_degc, '.1f')} °C"
+            f" · tank top {number(plant.tank_top_degc, '.1f')} °C,"
+            f" bottom {number(plant.tank_bottom_degc, '.1f')} °C\n"
+            f"today: heat delivered {number(plant.heat_today_kwh, '.0f')} kWh,"
+            f" backup heat {number(plant.backup_today_kwh, '.0f')} kWh,"
+            f" ERF {number(plant.erf_today, '.2f')}\n"
+        )
+    if status.problems:
+        line.append("wrong: ", style="bold red")
+        line.append("; ".join(status.problems))
+    else:
+        line.append("nothing wrong", style="green")
+    return line
 
 
 def caisson_table(status: m.Status, zone: tzinfo, title: str | None = None) -> Table:

@@ -138,12 +138,28 @@ class Limits(StrictModel):
         return self
 
 
+class Expect(StrictModel):
+    """The range a healthy plant shows at a readable point, in the point's unit: what
+    commissioning (`boilerctl commission`) calls plausible. Distinct from write limits: a reading
+    outside it is suspect (a wrong word order, address or scale), not refused."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min >= self.max:
+            raise FieldError(f"min ({self.min}) must be below max ({self.max})", ("min",))
+        return self
+
+
 class PointBase(StrictModel):
     id: Annotated[str, Field(pattern=POINT_ID_PATTERN)]
     description: str = ""
     unit: str = "1"
     access: Access = Access.READ
     limits: Limits | None = None
+    expect: Expect | None = None
     lease: bool = False
     lease_timeout: Duration | None = None
     poll: PollClass = PollClass.FAST
@@ -164,6 +180,13 @@ class PointBase(StrictModel):
     @property
     def writable(self) -> bool:
         return self.access is Access.READ_WRITE
+
+    def _check_expect(self, numeric: bool) -> None:
+        if self.expect is not None and not numeric:
+            raise FieldError(
+                f"point {self.id!r} is not a number: expect applies to numeric points only",
+                ("expect",),
+            )
 
     def _check_write_contract(self, numeric: bool) -> None:
         if self.writable and numeric and self.limits is None:
@@ -229,6 +252,7 @@ class ModbusPoint(PointBase):
             raise FieldError("scale must not be zero", ("scale",))
         self._check_raw_range()
         self._check_write_contract(self.type.is_numeric)
+        self._check_expect(self.type.is_numeric)
         return self
 
     def _check_raw_range(self) -> None:
@@ -318,6 +342,7 @@ class OpcUaPoint(PointBase):
         if self.type is DataType.BIT:
             raise FieldError("OPC-UA points carry whole values: type bit is Modbus-only", ("type",))
         self._check_write_contract(self.type.is_numeric)
+        self._check_expect(self.type.is_numeric)
         return self
 
 

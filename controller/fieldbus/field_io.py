@@ -12,8 +12,8 @@ from controller.config.loader import LoadedSite
 from controller.config.maps import OpcUaMap
 from controller.config.site import OpcUaDevice
 from controller.fieldbus.health import Backoff, DeviceHealth
-from controller.fieldbus.image import ProcessImage
-from controller.fieldbus.modbus_driver import DriverSettings, utc_now
+from controller.fieldbus.image import PointRef, ProcessImage, Sample
+from controller.fieldbus.modbus_driver import DriverSettings, ModbusDeviceDriver, utc_now
 from controller.fieldbus.modbus_io import ModbusIO
 from controller.fieldbus.opcua_driver import OpcUaDriver
 
@@ -104,6 +104,23 @@ class FieldIO:
         else:
             known = ", ".join([*self.modbus.drivers, *self.opcua])
             raise UnknownDeviceError(f"no device {device_id!r}; the site's devices: {known}")
+
+    async def read_now(self, ref: PointRef) -> Sample:
+        """A Modbus point read from its device now (see ModbusDeviceDriver.read_now).
+        UnknownDeviceError: not one of the site's Modbus devices."""
+        return await self._modbus(ref.device).read_now(ref.point)
+
+    async def write_now(self, ref: PointRef, value: float | int | bool) -> None:
+        """Write a Modbus point now, outside the scan's writes (an engineer's command such as a
+        trip reset). WriteError when not confirmed; UnknownDeviceError as read_now."""
+        await self._modbus(ref.device).write(ref.point, value)
+
+    def _modbus(self, device_id: str) -> ModbusDeviceDriver:
+        driver = self.modbus.drivers.get(device_id)
+        if driver is None:
+            known = ", ".join(self.modbus.drivers)
+            raise UnknownDeviceError(f"no Modbus device {device_id!r}; the site's: {known}")
+        return driver
 
     def health(self) -> dict[str, DeviceHealth]:
         """Each device's health, by id."""

@@ -50,7 +50,9 @@ are never retried: the caller (the arbiter) decides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import traceback
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +105,29 @@ class OpcUaWriteError(Exception):
         self.status = status  # the OPC-UA status name, when the server answered
 
 
+class OpcUaConnectError(Exception):
+    """No session could be had (commissioning's one session): the message is the sentence the
+    driver's `last_error` would say, naming what to do."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What one session found (commissioning): the security it runs with, the server's
+    certificate, the time one read request takes, and each point's node."""
+
+    endpoint: str
+    policy: str  # None, Basic256Sha256
+    mode: str  # None, Sign, SignAndEncrypt
+    server_certificate: bytes | None  # DER, as the server presents it in its endpoints
+    round_trip: float  # s, one Read request
+    nodes: dict[str, str]  # point id → node id
+    unresolved: dict[str, str]  # point id → the server's status for its browse path or node id
+
+
 @dataclass
 class OpcUaCounters:
     """What the driver did, for operators (errors by kind are in `DeviceHealth.errors`)."""
@@ -139,6 +164,7 @@ class _Session:
         self.points_by_node: dict[ua.NodeId, OpcUaPoint] = {}
         self.polled: dict[PollClass, list[OpcUaPoint]] = {}
         self.subscribed: dict[PollClass, int] = {}  # monitored items per class
+        self.unresolved: dict[str, str] = {}  # point id → the server's status for its node
 
     def signal_lost(self, reason: str) -> None:
         if not self.lost.is_set():
@@ -350,6 +376,70 @@ class OpcUaDriver:
         self.counters.writes += 1
         self._log.debug("opcua_write", point=point_id, value=value)
 
+    # ------------------------------------------------------------------ one session
+
+    @asynccontextmanager
+    async def one_session(self) -> AsyncIterator[SessionInfo]:
+        """One session outside the driver's task, for commissioning: connect (the security files
+        checked first: OpcUaSecurityError), resolve every point's node, yield what was found;
+        `read_once()` and `write()` work meanwhile. OpcUaConnectError, in the driver's words,
+        when no session can be had. Closed on the way out. Not while `start()`ed."""
+        if self._task is not None:
+            raise RuntimeError(f"{self.device.id}: the driver's own task holds the session")
+        security = self.device.security
+        credentials = None
+        if security is not None:
+            credentials = await asyncio.to_thread(
+                load_credentials, self.device.id, security, self.base_dir, self.clock()
+            )
+        self._credentials = credentials
+        session: _Session | None = None
+        try:
+            if credentials is not None:
+                await self._check_server_endpoint(credentials)
+            client = await self._client(credentials)
+            try:
+                await client.connect()
+            except BaseException:
+                client.disconnect_socket()
+                raise
+            session = _Session(client)
+            await self._resolve(session)
+            info = await self._session_info(session)
+        except Exception as exc:
+            if session is not None:
+                await self._close(session.client)
+            raise OpcUaConnectError(*self._describe(exc)) from None
+        self._session = session
+        try:
+            yield info
+        finally:
+            self._end(session)
+            await self._close(session.client)
+
+    async def _session_info(self, session: _Session) -> SessionInfo:
+        client = session.client
+        policy = client.security_policy
+        started = asyncio.get_running_loop().time()
+        now = ua.NodeId(ua.Int32(ObjectIds.Server_ServerStatus_CurrentTime))
+        await client.get_node(now).read_value()
+        round_trip = asyncio.get_running_loop().time() - started
+        mode = policy.Mode if policy.Mode is not None else ua.MessageSecurityMode.None_
+        endpoints = await client.get_endpoints()
+        matching = [
+            e for e in endpoints if e.SecurityPolicyUri == policy.URI and e.SecurityMode == mode
+        ] or list(endpoints)
+        certificate = next((e.ServerCertificate for e in matching if e.ServerCertificate), None)
+        return SessionInfo(
+            endpoint=self.device.endpoint,
+            policy=policy.URI.rsplit("#", 1)[-1],
+            mode=mode.name.rstrip("_"),
+            server_certificate=first_certificate(certificate) if certificate else None,
+            round_trip=round_trip,
+            nodes={point: node.to_string() for point, node in session.nodes.items()},
+            unresolved=dict(session.unresolved),
+        )
+
     # ------------------------------------------------------------------ the task
 
     async def _run(self) -> None:
@@ -524,6 +614,7 @@ class OpcUaDriver:
                 else:
                     session.nodes[point.id] = node_id
         session.points_by_node = {session.nodes[p]: self._points[p] for p in session.nodes}
+        session.unresolved = unresolved
         now = self.clock()
         for point_id, status in unresolved.items():
             self._count_error("unresolved_node")
@@ -582,9 +673,17 @@ class OpcUaDriver:
     async def _check_server_endpoint(self, credentials: Credentials) -> None:
         """Ask the server (over an unsecured channel, as discovery does) for its endpoints: is
         there one with our policy and mode, and does it carry the configured certificate?
-        Without this, a wrong server certificate only shows as a timeout."""
+        Without this, a wrong server certificate only shows as a timeout. A server that refuses
+        unsecured channels even for discovery is not asked: the secure channel checks its
+        certificate anyway."""
         probe = Client(self.device.endpoint, timeout=self.device.timeout)
-        endpoints = await probe.connect_and_get_server_endpoints()
+        try:
+            endpoints = await probe.connect_and_get_server_endpoints()
+        except (AssertionError, UaStatusCodeError) as exc:
+            if not isinstance(exc, UaStatusCodeError) and not _refused_channel(exc):
+                raise
+            self._log.debug("opcua_discovery_refused", error=f"{type(exc).__name__}: {exc}")
+            return
         mode = _SECURITY_MODES[credentials.mode]
         matching = [
             e
@@ -689,8 +788,31 @@ class OpcUaDriver:
         device, url = self.device.id, self.device.endpoint
         credentials = self._credentials
         certificate = credentials.certificate_path if credentials is not None else None
+        if _refused_channel(exc) and credentials is not None:
+            # node-opcua answers OpenSecureChannel with a ServiceFault (BadSecurityChecksFailed)
+            # for a certificate it does not trust; asyncua cannot decode it and asserts
+            return (
+                "certificate_untrusted",
+                f"{device}: the server at {url} refused a secure channel with our certificate "
+                f"{certificate}: add it to the server's trust list",
+            )
+        if _refused_channel(exc):
+            return (
+                "no_endpoint",
+                f"{device}: the server at {url} refused an unsecured channel: configure "
+                "security for this device in the site file",
+            )
         if isinstance(exc, UaStatusCodeError):
             status = status_name(ua.StatusCode(ua.UInt32(exc.code)))
+            if credentials is None and status in (
+                "BadSecurityModeRejected",
+                "BadSecurityPolicyRejected",
+            ):
+                return (
+                    "no_endpoint",
+                    f"{device}: the server at {url} refuses unsecured sessions "
+                    f"({status}): configure security for this device in the site file",
+                )
             if status == "BadCertificateUntrusted":
                 return (
                     "certificate_untrusted",
@@ -779,6 +901,16 @@ def _parse_node_id(text: str, namespaces: Sequence[str]) -> ua.NodeId | None:
     return ua.NodeId(parsed.Identifier, parsed.NamespaceIndex, parsed.NodeIdType)
 
 
+def _refused_channel(exc: BaseException) -> bool:
+    """asyncua's AssertionError when a server answers OpenSecureChannel with a ServiceFault (a
+    refusal) instead of a response: asyncua cannot decode it, and asserts in
+    open_secure_channel."""
+    if not isinstance(exc, AssertionError):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].name == "open_secure_channel"
+
+
 async def _delete_quietly(subscription: Subscription) -> None:
     try:
         await subscription.delete()
@@ -786,4 +918,11 @@ async def _delete_quietly(subscription: Subscription) -> None:
         log.debug("opcua_subscription_delete_failed", error=str(exc))
 
 
-__all__ = ["OpcUaCounters", "OpcUaDriver", "OpcUaSecurityError", "OpcUaWriteError"]
+__all__ = [
+    "OpcUaConnectError",
+    "OpcUaCounters",
+    "OpcUaDriver",
+    "OpcUaSecurityError",
+    "OpcUaWriteError",
+    "SessionInfo",
+]

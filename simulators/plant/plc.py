@@ -5,6 +5,13 @@ This is what protects a caisson with or without a supervisor (DOMAIN.md, "Safety
 plant only through its sensors, so a stuck sensor fools it as it would a real PLC; a sensor at its
 fault sentinel (NaN here) counts as a trip condition: fail safe.
 
+Trips: low flow and outlet over-temperature clear on their own `trip_reset_delay` after every
+cause has gone. A leak or a pump fault latches: it clears only on a trip reset (the `trip_reset`
+coil) once its own cause has gone, as an engineer resets a caisson after the repair; the
+supervisor never resets one by itself. A trip reset clears each trip whose own cause has gone. A
+caisson restarted from a leak or pump-fault trip with its flow still low keeps the low-flow trip
+(pump at full speed, IT power 0) until the flow has held above the limit for `trip_reset_delay`:
+it proves its flow before any IT power.
 Proof of flow: IT power is allowed only while the pump is commanded to run and the flow has stayed
 above the low-flow limit for `flow_proof` seconds; the moment the flow drops below it the cap is
 0, whatever anyone writes (the low-flow trip, with its delay, then drives the pump to full speed).
@@ -67,6 +74,8 @@ _LEAK, _PUMP, _SAFE = (
     int(Interlock.LOCAL_SAFE),
 )
 _REMOTE, _LOCAL_SAFE = int(PlcMode.REMOTE), int(PlcMode.LOCAL_SAFE)
+# Trips that stay until a trip reset (an engineer has repaired the caisson), not cleared by time.
+LATCHED = _LEAK | _PUMP
 
 
 class Limit(IntEnum):
@@ -312,8 +321,19 @@ def plc_scan(
         word = word | _WARN if not outlet[i] < limits[Limit.OVERTEMP_WARN, i] else word & ~_WARN
         cause = (flow_low and not standby[i]) or too_hot or leak[i] or pump_fault[i]
         healthy_for[i] = 0.0 if cause else healthy_for[i] + dt
-        if healthy_for[i] >= limits[Limit.TRIP_RESET_DELAY, i] or (trip_reset[i] and not cause):
-            word &= ~TRIPS
+        if healthy_for[i] >= limits[Limit.TRIP_RESET_DELAY, i]:
+            word &= ~(TRIPS & ~LATCHED)
+        if trip_reset[i]:  # clears each trip whose own cause has gone
+            gone = (
+                (0 if flow_low else _LOW_FLOW)
+                | (0 if too_hot else _HOT)
+                | (0 if leak[i] else _LEAK)
+                | (0 if pump_fault[i] else _PUMP)
+            )
+            restarted = word & gone & LATCHED
+            word &= ~gone
+            if restarted and flow_low:  # back from isolation: prove flow before any IT power
+                word |= _LOW_FLOW
         trip_reset[i] = False
         word = word | _SAFE if mode[i] == _LOCAL_SAFE else word & ~_SAFE
         if word & TRIPS and not was_tripped:

@@ -264,6 +264,7 @@ async def test_a_daemon_restarted_within_the_lease_starts_no_caisson_it_did_not_
     first = second = None
     try:
         first = await start_daemon(plant, log, copy)
+
         def two_stopped() -> bool:  # standing by, and their drives run down
             standby = model.plcs.standby
             return int(standby.sum()) == 2 and bool(np.all(model.pump_speed[standby] == 0.0))

@@ -10,6 +10,8 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -506,3 +508,16 @@ def test_the_configuration_digest_changes_with_any_file(tmp_path: Path) -> None:
     assert configuration_digest([site, device_map]) == first
     device_map.write_text("points: [x]\n")
     assert configuration_digest([site, device_map]) != first
+
+
+def test_the_api_does_not_import_the_daemon() -> None:
+    """Operations takes a narrow interface (operations.Host), not the Daemon class: the API loads,
+    reads and changes without the daemon."""
+    probe = (
+        "import sys, controller.api.server, controller.api.operations; "
+        "print(sorted(m for m in sys.modules if m == 'controller.daemon'))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"

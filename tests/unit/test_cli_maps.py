@@ -80,7 +80,17 @@ def test_show_prints_every_point_of_a_map_one_row_each() -> None:
     assert [row.split()[0] for row in rows] == point_ids(SKID_MAP)
     pump_speed_cmd = next(row for row in rows if row.startswith("pump_speed_cmd "))
     cells = [cell.strip() for cell in pump_speed_cmd.split("│")]
-    assert cells[2:] == ["holding", "0", "uint16", "0.1", "%", "rw", "0 .. 100", "yes (10 s)"]
+    assert cells[2:] == [
+        "holding",
+        "0",
+        "uint16",
+        "0.1",
+        "%",
+        "rw",
+        "0 .. 100",
+        "0 .. 100",
+        "yes (10 s)",
+    ]
     pump_fault = next(row for row in rows if row.startswith("pump_fault "))
     assert [cell.strip() for cell in pump_fault.split("│")][2:5] == ["input", "8", "bit 3"]
 

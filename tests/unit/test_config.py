@@ -293,6 +293,41 @@ def test_writable_point_without_limits(tree: Path) -> None:
     assert "writable point 'pump_speed_cmd' has no limits" in issue.message
 
 
+def test_expected_range_must_be_ordered(tree: Path) -> None:
+    skid = tree / "plc_maps" / "caisson_skid.yaml"
+    line = edit(
+        skid, "expect: {min: 10, max: 80}", "expect: {min: 80, max: 10}", after="outlet_temp"
+    )
+    issue = only_issue(skid)
+    assert (issue.line, issue.field) == (line, "points[1].expect.min")
+    assert "min (80.0) must be below max (10.0)" in issue.message
+
+
+def test_expected_range_is_for_numbers_only(tree: Path) -> None:
+    skid = tree / "plc_maps" / "caisson_skid.yaml"
+    edit(
+        skid,
+        "    unit: bool\n",
+        "    unit: bool\n    expect: {min: 0, max: 1}\n",
+        after="id: leak\n",
+    )
+    issue = only_issue(skid)
+    assert issue.line == line_of(skid, "expect: {min: 0, max: 1}", after="id: leak\n")
+    assert issue.field.endswith(".expect")
+    assert "point 'leak' is not a number: expect applies to numeric points only" in issue.message
+
+
+def test_every_bundled_measurement_has_an_expected_range() -> None:
+    """Commissioning judges what the bundled maps say a healthy plant shows: each numeric point
+    that is not a raw word (status, interlocks, heartbeat) carries its range."""
+    words = {"pump_status", "interlocks", "backup_status", "heartbeat", "caisson_status"}
+    for path in MAPS:
+        device_map = load_map(path)
+        for point in device_map.points:
+            if point.type.is_numeric and point.id not in words:
+                assert point.expect is not None, f"{path.name}: {point.id}"
+
+
 def test_lease_point_without_timeout(tree: Path) -> None:
     skid = tree / "plc_maps" / "caisson_skid.yaml"
     edit(skid, "    lease_timeout: 10 s\n", "", after="id: it_cap_cmd")

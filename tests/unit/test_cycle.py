@@ -313,3 +313,16 @@ def test_an_unreachable_notify_socket_is_logged_once_and_not_raised(tmp_path: Pa
         assert not notifier.notify("WATCHDOG=1")
     assert [e["event"] for e in logs] == ["systemd_notify_failed"]
     notifier.close()
+
+
+async def test_late_cycles_at_start_up_are_not_overruns() -> None:
+    time = FakeTime()
+    # the second cycle waits 6 periods for the sessions to open; the sixth overruns for real
+    supervisor = FakeSupervisor(time, durations={1: 6.0, 5: 2.5})
+    with capture_logs() as logs:
+        cycle = await run_cycles(time, supervisor, 8, startup_cycles=3)
+    assert supervisor.scans == [100.0, 101.0, 107.0, 108.0, 109.0, 110.0, 112.5, 113.5]
+    assert (cycle.overruns, cycle.missed_ticks) == (1, 1)  # the sixth cycle only
+    late = [e for e in logs if e["event"] == "cycle_late_at_start"]
+    assert [(e["cycle"], e["log_level"]) for e in late] == [(2, "debug")]
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["cycle_overrun"]

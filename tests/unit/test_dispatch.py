@@ -228,4 +228,5 @@ def test_the_first_measured_load_replaces_the_stand_in() -> None:
     assert measured.load == pytest.approx(5e3)
     assert state.trend == pytest.approx(5e3)
     later, _ = plan(HEAT, LOADS, state, plant(load=7e3), THREE, 1.0)
+    assert later.load is not None
     assert 5e3 < later.load < 5.1e3  # filtered from there on

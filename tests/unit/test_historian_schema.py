@@ -227,9 +227,9 @@ def test_control_lines(recorder: Recorder) -> None:
         f"load_kw=38.0,dry_cooler_pct=25.0 {NOW_NS}",
         f"caisson_control,caisson=c1,site={SITE} initialised=1.0,running=1.0,plc_mode=1.0,"
         f'interlocks="chip_margin,overtemp_1",interlock_count=2.0,setpoint_c=65.0,'
-        f"pump_speed_cmd_pct=80.0,cap_kw=15.0 {NOW_NS}",
+        f"pump_speed_cmd_pct=80.0,cap_kw=15.0,staged=0.0 {NOW_NS}",
         f'caisson_control,caisson=c2,site={SITE} initialised=0.0,running=0.0,interlocks="",'
-        f"interlock_count=0.0 {NOW_NS}",
+        f"interlock_count=0.0,staged=0.0 {NOW_NS}",
     ]
 
 
@@ -251,7 +251,7 @@ def test_with_the_cycle_s_inputs_control_adds_delivered_heat_and_chip_margins(
     lines = recorder.control(status(), NOW, Inputs(caissons, plant))
     delivered_kw = VOLUMETRIC_HEAT * 1e-3 * 10.0 / 1000.0
     assert f",delivered_kw={delivered_kw!r}," in lines[0]
-    assert lines[1].endswith(f",chip_margin_k=5.5 {NOW_NS}")  # 90 degC throttle on the demo
+    assert ",chip_margin_k=5.5," in lines[1]  # 90 degC throttle on the demo
     assert "chip_margin_k" not in lines[2]  # no valid chip temperature, no margin
 
 
