@@ -128,3 +128,62 @@ async def test_mbpoll_writes_a_setpoint_the_plant_takes(plant: SimulatedPlant) -
     assert result.returncode != 0
     assert "Illegal data value" in result.stdout + result.stderr
     assert plant.model.commands.pump_speed[1] == pytest.approx(0.615)
+
+
+async def test_mbpoll_reads_the_pump_sequence_and_the_loading_unit(plant: SimulatedPlant) -> None:
+    """c1-skid input registers 10 (mixing valve, 0.1 %) and 11 (the pump sequence's status word:
+    bit 0 standby, bit 1 flow proven), zero-based."""
+    out = await mbpoll(
+        "-p",
+        port_of(plant, "c1-skid"),
+        "-a",
+        "1",
+        "-0",
+        "-r",
+        "10",
+        "-c",
+        "2",
+        "-t",
+        "3",
+        "127.0.0.1",
+    )
+    values = [float(line.split(":", 1)[1]) for line in out.splitlines() if line.startswith("[")]
+    valve, word = values
+    model = plant.model
+    assert valve == pytest.approx(model.plcs.valve[0] * 1000, abs=0.51)
+    assert int(word) == int(model.plcs.standby[0]) | int(model.plcs.flow_proven[0]) << 1
+    assert int(word) & 2  # five minutes in, the pump runs with its flow proven
+
+
+async def test_mbpoll_writes_the_loading_units_setpoint_and_the_standby_request(
+    plant: SimulatedPlant,
+) -> None:
+    # inlet_setpoint: holding register 4, int16 in 0.1 degC; standby_request: coil 2
+    out = await mbpoll(
+        "-p", port_of(plant, "c3-skid"), "-a", "1", "-0", "-r", "4", "-t", "4", "127.0.0.1", "487"
+    )
+    assert "Written 1 references" in out
+    assert plant.model.commands.inlet_setpoint[2] == pytest.approx(48.7)
+    out = await mbpoll(
+        "-p", port_of(plant, "c3-skid"), "-a", "1", "-0", "-r", "2", "-t", "0", "127.0.0.1", "1"
+    )
+    assert "Written 1 references" in out
+    assert plant.model.commands.standby_request[2]
+    out = await mbpoll(
+        "-p", port_of(plant, "c3-skid"), "-a", "1", "-0", "-r", "2", "-t", "0", "127.0.0.1", "0"
+    )
+    assert not plant.model.commands.standby_request[2]
+
+
+async def test_mbpoll_moves_the_dry_coolers_return_limit_within_its_hard_band(
+    plant: SimulatedPlant,
+) -> None:
+    """plant-skid (one-based map): return_limit_cmd holding register 4, return_limit input 16."""
+    port = port_of(plant, "plant-skid")
+    out = await mbpoll("-p", port, "-a", "1", "-r", "4", "-t", "4", "127.0.0.1", "750")
+    assert "Written 1 references" in out
+    assert plant.model.plant_commands.return_limit == pytest.approx(75.0)
+    await plant.advance(1)
+    out = await mbpoll("-p", port, "-a", "1", "-r", "16", "-t", "3", "127.0.0.1")
+    hard = plant.site.config.plant.dry_cooler.hard_limit
+    assert polled_value(out) == pytest.approx(hard * 10)  # clamped by the PLC to its hard band

@@ -21,7 +21,7 @@ from pymodbus.pdu import ExceptionResponse
 
 from controller.config.loader import load_map
 from controller.config.maps import DataType, ModbusMap
-from controller.fieldbus.codec import decode
+from controller.fieldbus.codec import decode, encode
 from tests import node_modbus
 from tests.node_modbus import (
     HEAT_METER_MAP,
@@ -205,3 +205,45 @@ async def test_a_missing_node_fails_with_the_way_to_install_it(
     with pytest.raises(NodeModbusServerError, match=r"bash scripts/test\.sh"):
         async with node_modbus_server({}):
             pass
+
+
+SKID_MAP: Final = node_modbus.ROOT / "plc_maps" / "caisson_skid.yaml"
+
+
+async def test_the_pump_sequence_and_loading_unit_points_through_our_codec() -> None:
+    """The caisson skid's pump-sequence status word (bits standby and flow proven), its loading
+    unit's valve (0.1 %) and its inlet setpoint (int16, 0.1 degC), encoded with struct here and
+    served by jsmodbus: decoded by our codec from the map they read as the controller does, and a
+    setpoint our codec encodes lands as the register the PLC expects."""
+    device_map = load_map(SKID_MAP)
+    assert isinstance(device_map, ModbusMap)
+    registers = {
+        "input": {10: 437, 11: 0b10},  # valve 43.7 %, flow proven, not standing by
+        "holding": {4: struct.unpack(">H", struct.pack(">h", 487))[0]},  # 48.7 degC
+        "coils": {2: 1},  # standby requested
+    }
+    expected = {
+        "mixing_valve": 43.7,
+        "caisson_status": 2,
+        "standby": False,
+        "flow_proven": True,
+    }
+    async with node_modbus_server(registers, unit=1) as port, modbus_client(port) as client:
+        block = await client.read_input_registers(10, count=2, device_id=1)
+        assert not block.isError(), block
+        for point_id, value in expected.items():
+            point = device_map.point(point_id)
+            raw = block.registers[device_map.wire_address(point) - 10 :][:1]
+            assert decode(point, device_map.byte_order(point), raw) == value, point_id
+        inlet = device_map.point("inlet_setpoint")
+        held = await client.read_holding_registers(4, count=1, device_id=1)
+        assert decode(inlet, device_map.byte_order(inlet), held.registers) == 48.7
+        coil = await client.read_coils(2, count=1, device_id=1)
+        assert coil.bits[0] is True
+        # A sub-zero setpoint would be nonsense, but the sign must survive: -5.5 degC.
+        written = await client.write_register(
+            4, encode(inlet, device_map.byte_order(inlet), -5.5)[0], device_id=1
+        )
+        assert not written.isError(), written
+        held = await client.read_holding_registers(4, count=1, device_id=1)
+        assert struct.unpack(">h", struct.pack(">H", held.registers[0]))[0] == -55
