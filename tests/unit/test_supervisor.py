@@ -23,14 +23,14 @@ Tamper = Callable[[dict[PointRef, Sample]], None]
 class Loop:
     """The demo plant with a supervisor in the loop, one scan per plant step."""
 
-    def __init__(self, **control: object) -> None:
+    def __init__(self, scenario: dict[str, object] | None = None, **control: object) -> None:
         self.site = load_site(SITES / "demo.yaml")
         if control:
             config = self.site.config.model_copy(
                 update={"control": Control.model_validate(control)}
             )
             self.site = type(self.site)(self.site.path, config, self.site.maps)
-        self.run = scenario_run(self.site.config, duration="2 h")
+        self.run = scenario_run(self.site.config, **{"duration": "2 h", **(scenario or {})})
         self.supervisor = Supervisor(self.site)
         self.field = InProcessField(self.run, self.site, self.supervisor.reader.refs)
         self.writes: list[Write] = []
@@ -157,3 +157,37 @@ def test_compute_priority_runs_the_caps_flat_out() -> None:
     assert plan is not None
     assert plan.mode in (Mode.STORE, Mode.REJECT)
     assert all(cap == pytest.approx(20e3) for cap in loop.model.commands.plc_cap)
+
+
+def test_a_cold_snap_vents_no_heat_while_the_backup_fires() -> None:
+    """−15 °C: the radiators want 79 °C and return at 60 °C; the tank's bottom comes back near the
+    dry cooler's default 60 °C limit. The supervisor raises that limit (its lease, to the hard
+    band's top) and the outlet setpoint, and lets the caissons' caps follow what their pumps carry:
+    the backup boiler fires all along, and not a kilowatt-hour is dumped meanwhile."""
+    cold = {"kind": "constant", "temperature": "-15 degC"}
+    loop = Loop(scenario={"weather": cold, "duration": "3 h"})
+    loop.step(3 * 3600 - 1)
+    totals = loop.model.totals
+    assert totals.backup > 0
+    assert totals.dumped_while_backup == 0.0
+    assert totals.dumped_while_backup_safety == 0.0
+    hard = loop.site.config.plant.dry_cooler.hard_limit
+    assert loop.model.plant_commands.return_limit == hard
+    assert loop.model.flows.return_limit == hard
+    assert loop.supervisor.outlet_setpoint > 68.0
+    assert loop.model.totals.it > 0.9 * 3 * 3600 * 15e3  # the caissons ran (near) flat out
+
+
+def test_a_summer_day_runs_one_caisson_the_others_stand_by() -> None:
+    summer = {
+        "start": "2026-07-15T06:00:00+02:00",
+        "weather": {"kind": "constant", "temperature": "24 degC"},
+    }
+    loop = Loop(scenario={**summer, "duration": "1 h"})
+    loop.step(3600 - 1)
+    model = loop.model
+    assert int(model.plcs.standby.sum()) == 2
+    assert model.flows.source_flow == pytest.approx(float(model.header_flow.max()))
+    status = loop.supervisor.last_plan
+    assert status is not None
+    assert len(status.running) == 1
