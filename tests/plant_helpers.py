@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from controller.config.loader import load_site
 from controller.config.site import SiteConfig
 from simulators.plant.model import PlantModel
@@ -43,13 +45,16 @@ def scenario_run(site: SiteConfig, **fields: Any) -> ScenarioRun:
 
 
 class RemoteSupervisor:
-    """Holds every caisson in remote mode at a fixed pump speed and cap, renewing its leases each
-    step the way the supervisory controller will."""
+    """Holds every caisson in remote mode at a fixed pump speed and cap (each caisson's own in
+    `caps`), renewing its leases each step the way the supervisory controller will; with `inlet`,
+    the loading units' inlet setpoint too (a lease of its own)."""
 
     def __init__(self, model: PlantModel, pump_speed: float, cap: float) -> None:
         self.model = model
         self.pump_speed = pump_speed
         self.cap = cap
+        self.caps = np.full(len(model.ids), cap)
+        self.inlet: float | None = None
         self.beats = 0
         model.commands.remote_request[:] = True
 
@@ -61,10 +66,15 @@ class RemoteSupervisor:
                 i,
                 model.time,
                 pump_speed=self.pump_speed,
-                plc_cap=self.cap,
+                plc_cap=float(self.caps[i]),
                 compute_cap=self.cap,
                 heartbeat=self.beats,
+                inlet_setpoint=self.inlet,
             )
         if self.beats == 1:
             model.commands.remote_request[:] = True
         model.step()
+
+    def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / self.model.dt)):
+            self.step()

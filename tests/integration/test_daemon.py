@@ -75,6 +75,15 @@ async def until(condition: Callable[[], bool], what: str) -> None:
         raise AssertionError(f"not seen within {WALL_LIMIT_S} s: {what}") from None
 
 
+async def stop_all(plant: SimulatedPlant, *daemons: asyncio.subprocess.Process | None) -> None:
+    """Kill what still runs of `daemons`, then stop the plant."""
+    for process in daemons:
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+    await plant.stop()
+
+
 def steps(seen: list[Observation], field: str) -> np.ndarray:
     """|change| of an applied output from each plant step to the next, every caisson."""
     return np.abs(np.diff(np.array([getattr(o, field) for o in seen]), axis=0))
@@ -142,11 +151,7 @@ async def test_a_killed_daemon_hands_over_to_the_plcs_and_a_new_one_takes_back_b
         second.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(second.wait(), WALL_LIMIT_S) == 0
     finally:
-        for process in (first, second):
-            if process is not None and process.returncode is None:
-                process.kill()
-                await process.wait()
-        await plant.stop()
+        await stop_all(plant, first, second)
 
     # The old daemon's last setpoints are still in the registers, away from the safe values the
     # PLCs apply: taking remote back without writing first would be a bump.
@@ -283,11 +288,7 @@ async def test_a_daemon_restarted_within_the_lease_starts_no_caisson_it_did_not_
         second.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(second.wait(), WALL_LIMIT_S) == 0
     finally:
-        for process in (first, second):
-            if process is not None and process.returncode is None:
-                process.kill()
-                await process.wait()
-        await plant.stop()
+        await stop_all(plant, first, second)
     assert resumed_at - killed_at < 30  # within the lease
     after = [(speeds, modes) for t, speeds, modes in pumps if t >= killed_at]
     for i in stopped:

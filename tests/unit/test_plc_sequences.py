@@ -15,6 +15,7 @@ from simulators.closed_loop import InProcessField
 from simulators.plant.caissons import Param
 from simulators.plant.model import PlantModel
 from simulators.plant.plc import Interlock, Limit, PlcMode
+from simulators.plant.sensors import FaultKind, Sensor
 from tests.plant_helpers import SITES, RemoteSupervisor, scenario_run, site_config
 
 NOMINAL = 20_000.0
@@ -32,41 +33,20 @@ def plant(tank_temperature: float = 55.0, hours: float = 2.0) -> PlantModel:
     return scenario_run(site, duration=f"{hours} h").model
 
 
-class Remote(RemoteSupervisor):
-    """RemoteSupervisor that also renews the loading units' inlet setpoint (a lease of its own)
-    and may ask for standby, per caisson."""
-
-    def __init__(self, model: PlantModel, pump_speed: float, cap: float) -> None:
-        super().__init__(model, pump_speed, cap)
-        self.caps = np.full(len(model.ids), cap)
-        self.inlet: float | None = None
-
-    def step(self) -> None:
-        model = self.model
-        self.beats += 1
-        for i in range(len(model.ids)):
-            model.commands.write(
-                i,
-                model.time,
-                pump_speed=self.pump_speed,
-                plc_cap=float(self.caps[i]),
-                compute_cap=NOMINAL,
-                heartbeat=self.beats,
-                inlet_setpoint=self.inlet,
-            )
-        model.step()
-
-    def run(self, seconds: float) -> None:
-        for _ in range(round(seconds / self.model.dt)):
-            self.step()
-
-
-def remote(model: PlantModel, cap: float = NOMINAL, speed: float = 0.6) -> Remote:
-    supervisor = Remote(model, speed, cap)
-    model.commands.remote_request[:] = True
+def remote(model: PlantModel, cap: float = NOMINAL, speed: float = 0.6) -> RemoteSupervisor:
+    supervisor = RemoteSupervisor(model, speed, cap)
+    supervisor.cap = NOMINAL  # the compute managers' cap: the PLCs' caps are the test's
     supervisor.run(30)
     assert (model.plcs.mode == PlcMode.REMOTE).all()
     return supervisor
+
+
+def stand_by(supervisor: RemoteSupervisor, caisson: int, seconds: float = POST_RUN + 10) -> None:
+    """Cap 0 and the standby request for `caisson`, and time for its PLC to stop the pump."""
+    supervisor.caps[caisson] = 0.0
+    supervisor.model.commands.standby_request[caisson] = True
+    supervisor.run(seconds)
+    assert supervisor.model.plcs.standby[caisson]
 
 
 def test_the_pump_stops_only_when_asked_with_its_cap_at_zero_after_the_post_run() -> None:
@@ -96,10 +76,7 @@ def test_the_pump_stops_only_when_asked_with_its_cap_at_zero_after_the_post_run(
 def test_a_stopped_caisson_sends_nothing_to_the_header_its_check_valve_shut() -> None:
     model = plant()
     supervisor = remote(model)
-    supervisor.caps[0] = 0.0
-    model.commands.standby_request[0] = True
-    supervisor.run(POST_RUN + 10)
-    assert model.plcs.standby[0]
+    stand_by(supervisor, 0)
     stored = model.pipes.stored().copy()
     supervisor.run(300)
     assert model.header_flow[0] == 0.0
@@ -116,10 +93,7 @@ def test_a_stopped_caisson_sends_nothing_to_the_header_its_check_valve_shut() ->
 def test_it_power_waits_for_the_flow_to_be_proven_whatever_is_written() -> None:
     model = plant()
     supervisor = remote(model)
-    supervisor.caps[0] = 0.0
-    model.commands.standby_request[0] = True
-    supervisor.run(POST_RUN + 10)
-    assert model.plcs.standby[0]
+    stand_by(supervisor, 0)
     # A cap above 0 starts it although the request is still set: the pump first.
     supervisor.caps[0] = NOMINAL
     powers, flows = [], []
@@ -140,10 +114,7 @@ def test_it_power_waits_for_the_flow_to_be_proven_whatever_is_written() -> None:
 def test_the_pump_restarts_at_its_safe_speed_when_the_supervisor_goes_silent() -> None:
     model = plant()
     supervisor = remote(model)
-    supervisor.caps[0] = 0.0
-    model.commands.standby_request[0] = True
-    supervisor.run(POST_RUN + 10)
-    assert model.plcs.standby[0]
+    stand_by(supervisor, 0)
     timeout = model.plcs.limits[Limit.LEASE_TIMEOUT, 0]
     for _ in range(round(timeout + FLOW_PROOF) + 10):  # nobody writes any more
         model.step()
@@ -209,23 +180,11 @@ def test_the_loading_unit_opens_to_the_header_on_an_over_temperature_trip() -> N
     supervisor.inlet = 60.0
     supervisor.run(1200)
     assert model.plcs.valve[0] < 0.5
-    model.fault_sensor(model_sensor("outlet_temp"), 0, fault_kind("SENTINEL"))
+    model.fault_sensor(Sensor.OUTLET, 0, FaultKind.SENTINEL)
     supervisor.run(60)  # a failed outlet sensor trips the PLC and opens the valve
     assert model.plcs.interlocks[0] & Interlock.OVERTEMP_TRIP
     assert model.plcs.valve[0] == 1.0
     assert model.it_power[0] == 0.0
-
-
-def model_sensor(name: str):  # type: ignore[no-untyped-def]
-    from simulators.plant.sensors import Sensor
-
-    return Sensor(name)
-
-
-def fault_kind(name: str):  # type: ignore[no-untyped-def]
-    from simulators.plant.sensors import FaultKind
-
-    return FaultKind[name]
 
 
 def test_the_dry_cooler_return_limit_is_a_lease_within_the_plcs_hard_band() -> None:
