@@ -30,7 +30,7 @@ from rich.text import Text
 from controller.api.endpoint import address_path
 from controller.cli.common import load_site_or_exit
 from controller.cli.remote import JsonOption, UserOption, console, fail, user_name
-from controller.cli.run import parse_addresses, parse_endpoints
+from controller.cli.run import AddressOption, EndpointOption, parse_addresses, parse_endpoints
 from controller.commissioning.report import Commissioning, DeviceCheck, PointCheck, Reading
 from controller.config.loader import LoadedSite
 from controller.config.maps import ModbusMap, OpcUaMap
@@ -68,22 +68,8 @@ def commission(
     ] = "",
     user: UserOption = None,
     as_json: JsonOption = False,
-    address: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--address",
-            metavar="DEVICE=HOST:PORT",
-            help="Reach a Modbus device at another address than the site file's (repeatable).",
-        ),
-    ] = None,
-    endpoint: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--endpoint",
-            metavar="DEVICE=URL",
-            help="Reach an OPC-UA device at another endpoint than the site file's (repeatable).",
-        ),
-    ] = None,
+    address: AddressOption = None,
+    endpoint: EndpointOption = None,
 ) -> None:
     """Commission a site: every device reached and every point read through the controller's own
     drivers, judged against what a healthy plant shows, before the daemon runs it.

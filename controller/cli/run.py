@@ -13,6 +13,24 @@ from controller.config.loader import ConfigError, LoadedSite, load_site
 from controller.config.site import ModbusDevice, OpcUaDevice
 from controller.logs import LEVELS, configure_logging
 
+# Where a device is reached instead of the site file's (run, commission).
+AddressOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--address",
+        metavar="DEVICE=HOST:PORT",
+        help="Reach a Modbus device at another address than the site file's (repeatable).",
+    ),
+]
+EndpointOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--endpoint",
+        metavar="DEVICE=URL",
+        help="Reach an OPC-UA device at another endpoint than the site file's (repeatable).",
+    ),
+]
+
 EXIT_CONFIG = 2
 _PROTOCOL = {ModbusDevice: "Modbus", OpcUaDevice: "OPC-UA"}
 
@@ -29,22 +47,8 @@ def run(
         str | None,
         typer.Option("--log-level", help=f"One of {', '.join(LEVELS)} (overrides the global one)."),
     ] = None,
-    address: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--address",
-            metavar="DEVICE=HOST:PORT",
-            help="Reach a Modbus device at another address than the site file's (repeatable).",
-        ),
-    ] = None,
-    endpoint: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--endpoint",
-            metavar="DEVICE=URL",
-            help="Reach an OPC-UA device at another endpoint than the site file's (repeatable).",
-        ),
-    ] = None,
+    address: AddressOption = None,
+    endpoint: EndpointOption = None,
 ) -> None:
     """Run the supervisory controller of a site until Ctrl-C or SIGTERM.
 
