@@ -122,6 +122,7 @@ class AlarmView(Model):
     shelved_until: datetime | None
     shelve_reason: str
     first_out: bool
+    suppressed_by: str = ""  # while suppressed: why (a plant mode, a lockout, its cause)
 
 
 class Alarms(Model):

@@ -146,6 +146,7 @@ class Operations:
                     shelved_until=s.shelved_until,
                     shelve_reason=s.shelve_reason,
                     first_out=s.first_out,
+                    suppressed_by=s.suppressed_by,
                 )
                 for s in statuses
             ]
