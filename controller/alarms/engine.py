@@ -249,6 +249,9 @@ class AlarmEngine:
         """Every alarm, in the order of the definitions."""
         return [self._status(alarm) for alarm in self._alarms.values()]
 
+    def state(self, alarm: AlarmId) -> State:
+        return self._get(alarm).state
+
     def annunciated(self) -> list[AlarmStatus]:
         """The alarms an operator sees: unacknowledged, acknowledged, returned unacknowledged."""
         return [self._status(a) for a in self._alarms.values() if a.state in ANNUNCIATED]
@@ -354,6 +357,24 @@ class AlarmEngine:
             first_out=self._first_out.get(alarm.id.source) == alarm.id,
             suppressed_by=alarm.suppressed_by if alarm.state is State.SUPPRESSED else "",
         )
+
+
+def alarm_counts(statuses: Iterable[AlarmStatus]) -> dict[str, int]:
+    """How many alarms are in each state, and the unacknowledged by priority (unacknowledged:
+    raised or returned, not yet acknowledged): the site's line in a fleet's view."""
+    counts = {f"unack_{p.value}": 0 for p in Priority}
+    counts |= dict.fromkeys(
+        ("unacknowledged", "annunciated", "suppressed", "shelved", "out_of_service"), 0
+    )
+    for status in statuses:
+        if status.state in (State.UNACKNOWLEDGED, State.RETURNED_UNACKNOWLEDGED):
+            counts["unacknowledged"] += 1
+            counts[f"unack_{status.priority.value}"] += 1
+        if status.state in ANNUNCIATED:
+            counts["annunciated"] += 1
+        elif status.state is not State.NORMAL:
+            counts[status.state.value] += 1
+    return counts
 
 
 def _follow(state: State, active: bool, latched: bool) -> State:

@@ -24,7 +24,7 @@ from controller.alarms import definitions
 from controller.alarms.conditions import DiscreteCondition
 from controller.alarms.engine import AlarmEngine
 from controller.alarms.journal import Journal
-from controller.alarms.model import AlarmId, Transition
+from controller.alarms.model import AlarmId, State, Transition
 from controller.alarms.sensor_checks import SensorChecks
 from controller.alarms.suppression import CauseSuppression
 from controller.alarms.system import ControllerFigures, SystemAlarms
@@ -59,6 +59,10 @@ class AlarmService:
             definitions.cause_rules(site) + self.system.cause_rules,
             [s.id for s in self.engine.status()],
         )
+        # A latched cause (a leak: the PLC isolates the caisson until reset) is in effect until an
+        # operator resets it, whatever its condition does meanwhile.
+        latched = {i.definition.id for i in self.instances if i.definition.latched}
+        self._latched_causes = [c for c in self.causes.causes if c in latched]
         self._debounce = {
             d.id: DiscreteCondition(on_delay=SYSTEM_ON_DELAY) for d in self.system.definitions
         }
@@ -85,7 +89,11 @@ class AlarmService:
         active |= self.sensors.conditions(snapshot, tick)  # their own delays, minutes long
         # The supervisor's lockouts: the site file's and those an engineer set since.
         lockout = {c.id for c in result.status.caissons if c.locked_out}
-        suppressed: dict[AlarmId, str] = self.causes.update(active, tick)
+        in_effect = dict(active)
+        for cause in self._latched_causes:
+            if self.engine.state(cause) in (State.UNACKNOWLEDGED, State.ACKNOWLEDGED):
+                in_effect[cause] = True
+        suppressed: dict[AlarmId, str] = self.causes.update(in_effect, tick)
         suppressed |= definitions.suppressed(self.instances, result.status.mode.value, lockout)
         suppressed |= self.system.suppressed(lockout)
         suppressed |= self.sensors.suppressed(lockout)

@@ -15,6 +15,9 @@ file (`suppresses:` of an alarm definition) and from the controller for its own 
 minutes after the cause has gone, and the flow and the interlocks take a little longer to settle;
 a consequence still active when the release ends is annunciated then (it has a cause of its own).
 
+A latched cause (a leak: the PLC keeps the caisson isolated until someone resets it) stays in
+effect until it is reset, whatever its condition does meanwhile: the alarm service says so.
+
 The mechanism is the same for any cause: a future state of a caisson (standby, say) is a cause
 whose "condition" is that state.
 """

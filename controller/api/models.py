@@ -174,6 +174,42 @@ class Kpi(Model):
     band_degc: tuple[float, float]
 
 
+class CapacityWindow(Model):
+    """Means over a window ahead (controller/capacity.py)."""
+
+    hours: float
+    start: datetime
+    demand_kw: float  # heat the site is expected to take
+    heat_driven_kw: float  # IT power whose heat it uses in full (the tank's room included)
+    ceiling_kw: float  # the most IT power it takes with its dry cooler
+
+
+class CapacityStep(Model):
+    start: datetime  # 15 minutes from here
+    outdoor_degc: float  # as forecast
+    demand_kw: float
+    heat_driven_kw: float
+    ceiling_kw: float
+
+
+class Capacity(Model):
+    """Where compute can go: what a fleet's job scheduler reads (README, "A fleet of sites")."""
+
+    site_id: str
+    at: datetime  # when worked out (once a minute)
+    heat_driven_kw: float  # now: the IT power whose heat the site uses in full
+    ceiling_kw: float  # now: the most IT power it takes, the dry cooler rejecting the rest
+    available_kw: float  # the IT power of the caissons able to compute
+    it_power_kw: float | None  # drawn now
+    demand_kw: float  # heat the site takes now
+    tank_room_kwh: float  # heat the buffer tank can still take
+    outdoor_degc: float | None  # the forecast's starting point
+    forecast: str  # persistence, forecast file or climate
+    outlook: list[CapacityWindow]  # the next 1, 6 and 24 hours
+    tonight: CapacityWindow  # 22:00-06:00 local: the coming night or the rest of this one
+    steps: list[CapacityStep]  # every 15 minutes over the next 24 hours
+
+
 # ---------------------------------------------------------------- requests
 
 

@@ -8,6 +8,7 @@ import typer
 
 from controller.cli import (
     alarms,
+    capacity,
     check_config,
     demo,
     dump_config,
@@ -73,6 +74,7 @@ app.command("lockout")(plant.lockout)
 app.command("unlock")(plant.unlock)
 app.command("retry")(plant.retry)
 app.command("kpi")(kpi.kpi)
+app.command("capacity")(capacity.capacity)
 app.command("dump-config")(dump_config.dump_config)
 maps_app.command("show")(maps.show)
 maps_app.command("validate")(maps.validate)

@@ -418,6 +418,18 @@ class Historian(StrictModel):
     target: HistorianTarget | None = None
 
 
+# ---------------------------------------------------------------- capacity
+
+
+class CapacitySettings(StrictModel):
+    """How the site works out the compute it can take ahead (controller/capacity.py)."""
+
+    # A weather forecast file (rows `timestamp,temperature`, relative to the site file), kept
+    # up to date by another job; without it (or where it has no rows) the outdoor temperature is
+    # forecast by persistence.
+    forecast: str | None = None
+
+
 # ---------------------------------------------------------------- local API
 
 
@@ -662,6 +674,7 @@ class SiteConfig(StrictModel):
     control: Control = Control()
     historian: Historian = Historian()
     api: Api = Api()
+    capacity: CapacitySettings = CapacitySettings()
     alarms: list[AlarmSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")

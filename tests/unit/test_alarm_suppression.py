@@ -235,3 +235,34 @@ def test_the_controller_s_causes_name_its_own_alarms() -> None:
     for rule in system.cause_rules:
         assert rule.cause in names
         assert rule.consequences <= names
+
+
+def test_a_latched_cause_suppresses_until_it_is_reset() -> None:
+    """A leak isolates the caisson until someone resets it: its consequences last that long."""
+    journal: list[Transition] = []
+    service = AlarmService(SITE, on_transitions=journal.extend)
+    cut = ScanResult(
+        [], PlantStatus(Mode.HEAT, 6e4, 0.5, 5e4, 0.0, (_caisson("c2", Interlock.LEAK),))
+    )
+    second = 0
+
+    def run(seconds: int, leak: bool) -> None:
+        nonlocal second
+        for _ in range(seconds):
+            snapshot = _skid(False, 0.0, 0.0) | {
+                PointRef("c2-skid", "leak"): Sample.good(leak, NOW)
+            }
+            service.scan(snapshot, cut, NOW + timedelta(seconds=second), second)
+            second += 1
+
+    run(60, leak=True)
+    run(3600, leak=False)  # the tray dried an hour ago; the caisson is still isolated
+    flow = AlarmId("c2", "flow_lo")
+    assert service.engine.state(flow) is State.SUPPRESSED
+    raised = [str(t.alarm) for t in journal if t.after is State.UNACKNOWLEDGED]
+    assert raised == ["c2.leak"]
+    service.record(service.engine.acknowledge(AlarmId("c2", "leak"), NOW, "ana"))  # the reset
+    run(299, leak=False)
+    assert service.engine.state(flow) is State.SUPPRESSED  # the release time after the reset
+    run(2, leak=False)
+    assert service.engine.state(flow) is State.UNACKNOWLEDGED  # still no flow: its own alarm
