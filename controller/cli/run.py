@@ -45,6 +45,15 @@ def run(
             help="Reach an OPC-UA device at another endpoint than the site file's (repeatable).",
         ),
     ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed",
+            min=0.001,
+            help="Plant seconds per second: only against a simulated plant in accelerated time "
+            "(`boilerctl sim serve --speed N`); a real plant runs at 1.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Run the supervisory controller of a site until Ctrl-C or SIGTERM.
 
@@ -66,7 +75,7 @@ def run(
     except ValueError as error:
         typer.echo(f"run: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
-    asyncio.run(_run(loaded, read_only, addresses, endpoints))
+    asyncio.run(_run(loaded, read_only, addresses, endpoints, speed))
 
 
 def parse_addresses(site: LoadedSite, values: list[str]) -> dict[str, tuple[str, int]]:
@@ -117,6 +126,7 @@ async def _run(
     read_only: bool,
     addresses: dict[str, tuple[str, int]],
     endpoints: dict[str, str],
+    speed: float = 1.0,
 ) -> None:
     from controller.api.endpoint import ApiAddressError, TokenFileError
     from controller.daemon import Daemon
@@ -125,7 +135,9 @@ async def _run(
     from controller.historian.targets import SecretError
 
     try:
-        daemon = Daemon(site, read_only=read_only, addresses=addresses, endpoints=endpoints)
+        daemon = Daemon(
+            site, read_only=read_only, addresses=addresses, endpoints=endpoints, time_scale=speed
+        )
     except SecretError as error:
         typer.echo(f"run: {site.path}: historian: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None

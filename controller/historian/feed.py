@@ -152,7 +152,7 @@ class HistorianFeed:
             lines += self.alarm_lines(now)
             self.writer.remember(KPI_STATE, json.dumps(self.kpis.state()))
         self.writer.submit(lines)
-        if tick - self._last_capacity >= self.kpi_every:  # after the rest: its own line
+        if dt > 0 and tick - self._last_capacity >= self.kpi_every:  # its own line, after
             self._last_capacity = tick
             outlet = self.supervisor.setpoints()["outlet"]
             report = self.capacity.update(inputs, result.status.caissons, outlet, now)
