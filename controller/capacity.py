@@ -10,10 +10,10 @@ tells the fleet's job scheduler, every minute (docs/HISTORIAN.md, `capacity`; th
 - **ceiling** (compute priority): the most IT power the plant can take with its dry cooler
   rejecting what the site does not use: (demand + the dry cooler's capacity at the outdoor
   temperature) / heat capture, at most what the caissons can run.
-- **outlook**: the mean of both over the next 1, 6 and 24 hours, and over tonight (22:00–06:00,
-  local), from the site's loads on a forecast of the outdoor temperature, plus, in the 1, 6 and
-  24 h windows, the heat the buffer tank can still take (spread over the window: a scheduler may
-  place that much extra compute in it).
+- **outlook**: the mean of both over the next 1, 6 and 24 hours (in quarter hours from the
+  present one), and over tonight (22:00–06:00, local), from the site's loads on a forecast of
+  the outdoor temperature, plus, in the 1, 6 and 24 h windows, the heat the buffer tank can
+  still take (spread over the window: a scheduler may place that much extra compute in it).
 
 Heat demand ahead, per 15-minute step, from the site file's loads at the step's local time and
 forecast outdoor temperature: space heating on its heating curve (load ∝ heating limit − outdoor,
@@ -138,7 +138,7 @@ class Capacity:
     source: str  # "persistence", "forecast file" or "climate"
     windows: tuple[Window, ...]  # the next 1, 6 and 24 hours
     tonight: Window
-    steps: tuple[Step, ...]  # every 15 minutes over the next 24 hours
+    steps: tuple[Step, ...]  # 96 quarter hours from the present one
 
 
 # ---------------------------------------------------------------------- demand
@@ -204,11 +204,12 @@ def capacity(model: SiteModel, now: Conditions) -> Capacity:
     bias = demand_now - modelled_now
     steps = []
     count = int(HORIZON / STEP)
+    first = _quarter(now.at)
     for i in range(count):
-        start = now.at + i * STEP
+        start = first + i * STEP
         middle = start + STEP / 2
         outdoor = _outdoor(model, now, middle)
-        fade = math.exp(-(middle - now.at).total_seconds() / BIAS_DECAY)
+        fade = math.exp(-max((middle - now.at).total_seconds(), 0.0) / BIAS_DECAY)
         wanted = demand(model.loads, outdoor, middle.astimezone(zone)) + bias * fade
         heat = _limited(model, wanted)
         steps.append(
@@ -235,6 +236,11 @@ def capacity(model: SiteModel, now: Conditions) -> Capacity:
         tonight=_window(_tonight(steps, zone), now, with_tank=False),
         steps=tuple(steps),
     )
+
+
+def _quarter(at: datetime) -> datetime:
+    """The start of the quarter hour `at` is in (UTC)."""
+    return at - timedelta(minutes=at.minute % 15, seconds=at.second, microseconds=at.microsecond)
 
 
 def tank_room(tank: Sequence[float | None], full: float, volume: float) -> float:

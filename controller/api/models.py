@@ -185,7 +185,7 @@ class CapacityWindow(Model):
 
 
 class CapacityStep(Model):
-    start: datetime  # 15 minutes from here
+    start: datetime  # a quarter hour's start
     outdoor_degc: float  # as forecast
     demand_kw: float
     heat_driven_kw: float
@@ -207,7 +207,7 @@ class Capacity(Model):
     forecast: str  # persistence, forecast file or climate
     outlook: list[CapacityWindow]  # the next 1, 6 and 24 hours
     tonight: CapacityWindow  # 22:00-06:00 local: the coming night or the rest of this one
-    steps: list[CapacityStep]  # every 15 minutes over the next 24 hours
+    steps: list[CapacityStep]  # 96 quarter hours from the present one
 
 
 # ---------------------------------------------------------------- requests

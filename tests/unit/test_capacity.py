@@ -149,6 +149,9 @@ def test_tonight_is_the_coming_night_in_local_time(demo: LoadedSite) -> None:
     noon = capacity(model, conditions()).tonight
     assert noon.start.astimezone(PARIS) == datetime(2026, 1, 15, 22, 0, tzinfo=PARIS)
     assert noon.hours == 8.0
+    odd = capacity(model, conditions(at=NOON + timedelta(minutes=7, seconds=30)))
+    assert odd.steps[0].start == NOON  # quarter hours, from the present one
+    assert odd.tonight.start.astimezone(PARIS) == datetime(2026, 1, 15, 22, 0, tzinfo=PARIS)
     late = capacity(model, conditions(at=datetime(2026, 1, 15, 23, 0, tzinfo=UTC))).tonight
     assert late.start == datetime(2026, 1, 15, 23, 0, tzinfo=UTC)  # midnight in Paris
     assert late.hours == 6.0  # the rest of this night, to 06:00
