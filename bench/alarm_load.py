@@ -8,9 +8,13 @@ that every fault raises at least one alarm naming the right caisson. The alarms 
 every fault window are false alarms; a healthy day (HEALTHY) has no fault window at all.
 
     .venv/bin/python bench/alarm_load.py [--scenario NAME ...] [--hours H] [--json FILE]
+                                         [--without-cause-suppression]
 
 By default the fault days and the healthy day; `--scenario` (repeatable) runs any bundled
-scenario instead (simulators/scenarios/NAME.yaml).
+scenario instead (simulators/scenarios/NAME.yaml). Designed suppression by cause (a pump fault
+suppresses its consequences: controller/alarms/suppression.py) is on, as in the daemon;
+`--without-cause-suppression` turns it off, to show what it saves. Each fault's row also lists
+the consequences it suppressed: they are journaled, not annunciated.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from controller.alarms.metrics import alarm_load, is_annunciation  # noqa: E402
-from controller.alarms.model import Transition  # noqa: E402
+from controller.alarms.model import State, Transition  # noqa: E402
 from controller.alarms.service import AlarmService  # noqa: E402
+from controller.alarms.suppression import CauseSuppression  # noqa: E402
 from controller.control.arbiter import Write  # noqa: E402
 from controller.control.supervisor import ScanResult, Supervisor  # noqa: E402
 from controller.fieldbus.image import PointRef, Sample  # noqa: E402
@@ -73,7 +78,7 @@ class Fault:
     end: datetime
 
 
-def run(name: str, hours: float | None) -> dict[str, Any]:
+def run(name: str, hours: float | None, cause_suppression: bool = True) -> dict[str, Any]:
     loaded = load_scenario(ROOT / "simulators" / "scenarios" / f"{name}.yaml")
     scenario = loaded.scenario
     if hours is not None:
@@ -82,6 +87,8 @@ def run(name: str, hours: float | None) -> dict[str, Any]:
     supervisor = Supervisor(loaded.site)
     alarms = AlarmService(loaded.site)
     alarms.keep = True
+    if not cause_suppression:
+        alarms.causes = CauseSuppression([], [])
     refs = set(supervisor.reader.refs)
     for instance in alarms.instances:
         refs.add(instance.ref)
@@ -137,6 +144,13 @@ def report(
         raised = [t for t in shown if fault.start <= t.at <= fault.end + AFTER]
         names = Counter(str(t.alarm) for t in raised)
         named = [t.at for t in raised if t.alarm.source == fault.caisson]
+        hidden = Counter(
+            str(t.alarm)
+            for t in transitions
+            if fault.start <= t.at <= fault.end + AFTER
+            and t.after is State.SUPPRESSED
+            and t.before is not State.SUPPRESSED
+        )
         per_fault.append(
             {
                 "fault": f"{fault.kind} {fault.caisson} at {fault.start:%H:%M}",
@@ -148,6 +162,7 @@ def report(
                 "flood": len(raised) >= 10
                 and (raised[9].at - raised[0].at) <= timedelta(minutes=10),
                 "raised": dict(names),
+                "suppressed": dict(hidden),
             }
         )
     return {
@@ -171,10 +186,15 @@ def main() -> None:
     )
     parser.add_argument("--hours", type=float, default=None, help="shorten each scenario")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--without-cause-suppression",
+        action="store_true",
+        help="turn designed suppression by cause off (the alarm load before it)",
+    )
     args = parser.parse_args()
     configure_logging("warning", json_lines=False)
     names = args.scenario or [*SCENARIOS, *HEALTHY]
-    results = [run(name, args.hours) for name in names]
+    results = [run(name, args.hours, not args.without_cause_suppression) for name in names]
     for result in results:
         print(f"## {result['scenario']}")
         print(
@@ -187,14 +207,15 @@ def main() -> None:
             f"sensor alarms {result['sensor_alarms']}, outside the fault windows "
             f"{result['outside_faults'] or 'none'}"
         )
-        print("| fault | alarms | names the caisson (after) | flood | raised |")
-        print("|---|---|---|---|---|")
+        print("| fault | alarms | names the caisson (after) | flood | raised | suppressed |")
+        print("|---|---|---|---|---|---|")
         for f in result["faults"]:
             raised = ", ".join(f"{k} ×{v}" if v > 1 else k for k, v in f["raised"].items())
+            hidden = ", ".join(f"{k} ×{v}" if v > 1 else k for k, v in f["suppressed"].items())
             named = f"yes ({f['first_after_min']:g} min)" if f["names_caisson"] else "NO"
             print(
                 f"| {f['fault']} | {f['alarms']} | {named} | "
-                f"{'YES' if f['flood'] else 'no'} | {raised} |"
+                f"{'YES' if f['flood'] else 'no'} | {raised} | {hidden or '—'} |"
             )
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))

@@ -162,6 +162,7 @@ class Daemon:
             site=self.site, journal=self.journal, on_transitions=self._events
         )
         self.feed.journal = self.journal
+        self.feed.alarms = self.alarms
         self._journal_configuration()
         self.operations.restore_settings()
         self.cycle.observers.append(self._alarm_scan)
@@ -282,8 +283,10 @@ class Daemon:
         return {ref: count / hours for ref, count in self.supervisor.write_counts().items()}
 
     def _events(self, transitions: Sequence[Transition]) -> None:
+        """Alarm transitions to the historian, as events, with the site's alarm counts."""
         recorder = self.feed.recorder
-        self.writer.submit([recorder.event(transition_event(t)) for t in transitions])
+        lines = [recorder.event(transition_event(t)) for t in transitions]
+        self.writer.submit(lines + self.feed.alarm_lines())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set (a signal handler sets it); a failed cycle task raises."""

@@ -22,8 +22,6 @@ from grafana.panels import (
     RUNNING,
     TEXT,
     Board,
-    band,
-    band_lines,
     dashed,
     empty_as,
     override,
@@ -39,6 +37,7 @@ from grafana.panels import (
     timeseries_panel,
     value_map,
     where,
+    with_band,
 )
 
 CHIP_MARGIN_K = 3.0  # the margin the supervisor's chip_margin interlock keeps (interlocks.py)
@@ -98,21 +97,23 @@ def board() -> Board:
             background=True,
             width=6,
         ),
-        stat_panel(
-            "Outlet temperature",
-            "Water leaving the caisson, latest reading. Normal: green, 60-70 °C. Orange: above "
-            "the band (low flow?). Red: below (caisson idle or capped).",
-            CELSIUS,
-            [
-                q(
-                    f'SELECT last("outlet_temp") FROM "caisson_skid" {where(CAISSON)} '
-                    'GROUP BY "caisson"',
-                    alias="$tag_caisson",
-                )
-            ],
-            decimals=1,
-            colors=band(),
-            background=True,
+        with_band(
+            stat_panel(
+                "Outlet temperature",
+                "Water leaving the caisson, latest reading. Normal: green, in the site's band "
+                "(its site file's setpoints). Orange: above the band (low flow?). Red: below "
+                "(caisson idle or capped).",
+                CELSIUS,
+                [
+                    q(
+                        f'SELECT last("outlet_temp") FROM "caisson_skid" {where(CAISSON)} '
+                        'GROUP BY "caisson"',
+                        alias="$tag_caisson",
+                    )
+                ],
+                decimals=1,
+                background=True,
+            )
         ),
         stat_panel(
             "Flow",
@@ -173,7 +174,7 @@ def board() -> Board:
         ),
     )
     board.add(
-        band_lines(
+        with_band(
             timeseries_panel(
                 "Water temperatures",
                 "Inlet and outlet water temperatures and the outlet setpoint. Normal: the outlet "

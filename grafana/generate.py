@@ -1,6 +1,7 @@
-"""The five dashboards of a digital-boiler site, generated with grafana-foundation-sdk (its Grafana
-11.6 flavour), written to grafana/dashboards/*.json. The JSON is committed: after a change here,
-run `.venv/bin/python grafana/generate.py` and commit both (a unit test fails while they differ).
+"""The dashboards of digital-boiler sites (five of a site, one of the fleet), generated with
+grafana-foundation-sdk (its Grafana 11.6 flavour), written to grafana/dashboards/*.json. The JSON
+is committed: after a change here, run `.venv/bin/python grafana/generate.py` and commit both (a
+unit test fails while they differ).
 
 Every query is raw InfluxQL on the historian's schema (docs/HISTORIAN.md) through the provisioned
 data source `boiler-influxdb`; `$site` picks the plant on every dashboard. Panel descriptions are
@@ -23,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: import this folder as the `gra
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from grafana import alarms, caisson, energy, health, overview
+from grafana import alarms, caisson, energy, fleet, health, overview
 from grafana.influxql import DashboardQuery, dashboard_queries
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
@@ -39,7 +40,14 @@ __all__ = [
 
 def dashboards() -> dict[str, dict[str, Any]]:
     """{file name: dashboard JSON} for grafana/dashboards/."""
-    boards = [overview.board(), caisson.board(), alarms.board(), energy.board(), health.board()]
+    boards = [
+        overview.board(),
+        caisson.board(),
+        alarms.board(),
+        energy.board(),
+        health.board(),
+        fleet.board(),
+    ]
     result: dict[str, dict[str, Any]] = {}
     for board in boards:
         built = board.build()

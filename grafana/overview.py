@@ -13,8 +13,6 @@ from grafana.panels import (
     PLC_MODES,
     TEXT,
     Board,
-    band,
-    band_lines,
     color,
     dashed,
     erf_colours,
@@ -29,6 +27,7 @@ from grafana.panels import (
     timeseries_panel,
     today,
     where,
+    with_band,
 )
 
 
@@ -36,7 +35,7 @@ def board() -> Board:
     board = Board(
         "boiler-plant-overview",
         "Plant overview",
-        "The site at a glance: plant mode, supply temperature against its 60-70 °C band, heat "
+        "The site at a glance: plant mode, supply temperature against the site's band, heat "
         "delivered against demand, the buffer tank, every caisson's state, today's ERF and PUE.",
         ["overview"],
     )
@@ -58,18 +57,25 @@ def board() -> Board:
             mappings=[PLANT_MODES],
             background=True,
         ),
-        stat_panel(
-            "Supply temperature",
-            "Plant supply temperature to the building loop, latest reading. Normal: green, inside "
-            "the 60-70 °C band. Red (below 60 °C): hot water is not safe from legionella; check "
-            "that caissons run and the backup boiler is enabled. Orange (above 70 °C): check "
-            "caisson flows and the dry cooler.",
-            CELSIUS,
-            [q(f'SELECT last("plant_supply_temp") FROM "plant_skid" {where()}', alias="Supply")],
-            decimals=1,
-            colors=band(),
-            background=True,
-            sparkline=True,
+        with_band(
+            stat_panel(
+                "Supply temperature",
+                "Plant supply temperature to the building loop, latest reading, coloured by the "
+                "site's band (its site file's setpoints, 60-70 °C by default). Normal: green, in "
+                "the band. Red (below it): hot water is not safe from legionella; check that "
+                "caissons run and the backup boiler is enabled. Orange (above it): check caisson "
+                "flows and the dry cooler.",
+                CELSIUS,
+                [
+                    q(
+                        f'SELECT last("plant_supply_temp") FROM "plant_skid" {where()}',
+                        alias="Supply",
+                    )
+                ],
+                decimals=1,
+                background=True,
+                sparkline=True,
+            )
         ),
         stat_panel(
             "Heat delivered",
@@ -156,24 +162,26 @@ def board() -> Board:
             width=8,
             height=5,
         ),
-        stat_panel(
-            "Caisson outlet temperature",
-            "Water leaving each caisson, latest reading. Normal: green, 60-70 °C, near the "
-            "outlet setpoint. Orange: hotter than the band; the PLC warns a few kelvin above and "
-            "cuts IT power on over-temperature. Red: too cold to heat hot water (caisson idle "
-            "or flow too high).",
-            CELSIUS,
-            [
-                q(
-                    f'SELECT last("outlet_temp") FROM "caisson_skid" {where()} GROUP BY "caisson"',
-                    alias="$tag_caisson",
-                )
-            ],
-            decimals=1,
-            colors=band(),
-            background=True,
-            width=8,
-            height=5,
+        with_band(
+            stat_panel(
+                "Caisson outlet temperature",
+                "Water leaving each caisson, latest reading. Normal: green, in the site's band, "
+                "near the outlet setpoint. Orange: hotter than the band; the PLC warns a few "
+                "kelvin above and cuts IT power on over-temperature. Red: too cold to heat hot "
+                "water (caisson idle or flow too high).",
+                CELSIUS,
+                [
+                    q(
+                        f'SELECT last("outlet_temp") FROM "caisson_skid" {where()} '
+                        'GROUP BY "caisson"',
+                        alias="$tag_caisson",
+                    )
+                ],
+                decimals=1,
+                background=True,
+                width=8,
+                height=5,
+            )
         ),
         stat_panel(
             "Caisson IT power",
@@ -193,12 +201,13 @@ def board() -> Board:
         ),
     )
     board.add(
-        band_lines(
+        with_band(
             timeseries_panel(
-                "Supply temperature and the 60-70 °C band",
+                "Supply temperature and the site's band",
                 "Plant supply to the building loop, building supply after the heat exchanger, "
-                "and the top of the buffer tank. Normal: the plant supply stays in the green "
-                "band. Long stretches in red (below 60 °C): hot water is at legionella risk; "
+                "and the top of the buffer tank, over the site's band (shaded green). Normal: the "
+                "plant supply stays in the band. Long stretches in red (below it): hot water is "
+                "at legionella risk; "
                 "check the caissons run and the backup boiler. Gaps: the plant skid did not "
                 "answer (see Controller health).",
                 CELSIUS,
@@ -294,7 +303,7 @@ def board() -> Board:
         .max(100),
     )
     board.add(
-        band_lines(
+        with_band(
             timeseries_panel(
                 "Caisson outlet temperatures",
                 "Water leaving each caisson. Normal: each line flat near the outlet setpoint, "

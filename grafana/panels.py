@@ -34,8 +34,9 @@ TEXT = "string"  # a table of text or a state
 WRITES_PER_MINUTE = "wpm"
 
 # ---------------------------------------------------------------------- the supply band
-BAND_LOW_C = 60.0  # DOMAIN.md: outlet water 60-70 °C; DHW needs >= 60 °C stored
-BAND_HIGH_C = 70.0
+# Each site writes its own band (its site file's `setpoints`) to `site_config` every minute; the
+# panels colour temperatures with the band of the site shown (with_band), never a fixed one.
+BAND_REF = "BAND"
 
 # ---------------------------------------------------------------------- filters
 SITE = '"site" =~ /^$site$/'
@@ -56,12 +57,6 @@ def thresholds(base: str, *steps: tuple[float, str]) -> dashboard_builders.Thres
             + [model.Threshold(value=value, color=color) for value, color in steps]
         )
     )
-
-
-def band() -> dashboard_builders.ThresholdsConfig:
-    """The supply band: red below 60 °C (too cold for hot water), green in 60-70 °C, orange above
-    (the caisson PLC warns a few kelvin higher and trips above that)."""
-    return thresholds("red", (BAND_LOW_C, "green"), (BAND_HIGH_C, "orange"))
 
 
 def erf_colours() -> dashboard_builders.ThresholdsConfig:
@@ -224,13 +219,58 @@ def timeseries_panel(
     return panel
 
 
-def band_lines(panel: timeseries.Panel) -> timeseries.Panel:
-    """The 60-70 °C band drawn behind the lines."""
-    return panel.thresholds(band()).thresholds_style(
-        common_builders.GraphThresholdsStyleConfig().mode(
-            common.GraphThresholdsStyleMode.LINE_AND_AREA
-        )
+def band_target() -> InfluxQLTarget:
+    """The site's band, as the config query of `band_transformation()`: three columns that
+    become three threshold steps (the first one's value is Grafana's -Infinity)."""
+    return q(
+        'SELECT last("supply_low_c") AS "Below the band", last("supply_low_c") AS "Band low", '
+        f'last("supply_high_c") AS "Band high" FROM "site_config" {where()}',
+        BAND_REF,
+        result_format="table",
     )
+
+
+def band_transformation() -> model.DataTransformerConfig:
+    """Grafana's "Config from query results": the band query's columns as the thresholds of
+    the panel's numbers (red below the band, green in it, orange above); the band query itself
+    is not drawn."""
+
+    def step(column: str, colour: str) -> dict[str, object]:
+        return {
+            "fieldName": column,
+            "handlerKey": "threshold1",
+            "handlerArguments": {"threshold": {"color": colour}},
+        }
+
+    return model.DataTransformerConfig(
+        id_val="configFromData",
+        options={
+            "configRefId": BAND_REF,
+            "mappings": [
+                step("Below the band", "red"),
+                step("Band low", "green"),
+                step("Band high", "orange"),
+            ],
+            "applyTo": {"id": "byType", "options": "number"},
+        },
+    )
+
+
+BandPanel = TypeVar("BandPanel", timeseries.Panel, stat.Panel)
+
+
+def with_band(panel: BandPanel) -> BandPanel:
+    """Temperatures coloured by the band of the site shown: red below it (too cold for hot
+    water), green in it, orange above (the caisson PLC warns a few kelvin higher, then trips);
+    on a time series, the band drawn behind the lines."""
+    panel = panel.with_target(band_target()).with_transformation(band_transformation())
+    if isinstance(panel, timeseries.Panel):
+        panel = panel.thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.LINE_AND_AREA
+            )
+        )
+    return panel
 
 
 def stat_panel(

@@ -21,6 +21,7 @@ from controller.alarms.conditions import (
 )
 from controller.alarms.engine import AlarmDefinition
 from controller.alarms.model import AlarmId, Kind
+from controller.alarms.suppression import CauseRule
 from controller.config.loader import LoadedSite
 from controller.config.site import AlarmSpec
 from controller.fieldbus.image import PointRef, Quality, Sample
@@ -102,17 +103,28 @@ def suppressed(
     mode: str | None,
     lockout: Collection[str],
     standby: Collection[str] = (),
-) -> set[AlarmId]:
-    """The alarms suppressed by design: those of caissons in `lockout` that say "lockout", of
-    caissons in `standby` (their pumps stopped on request) that say "standby", and those that
-    name the plant's current `mode` ("reject", "shed", ...)."""
-    return {
-        instance.definition.id
-        for instance in instances
-        if (mode is not None and mode in instance.suppressed_in)
-        or (LOCKOUT in instance.suppressed_in and instance.caisson in lockout)
-        or (STANDBY in instance.suppressed_in and instance.caisson in standby)
-    }
+) -> dict[AlarmId, str]:
+    """The alarms suppressed by design, and why: those of caissons in `lockout` that say
+    "lockout", of caissons in `standby` (their pumps stopped on request) that say "standby", and
+    those that name the plant's current `mode` ("reject", "shed", ...)."""
+    found: dict[AlarmId, str] = {}
+    for instance in instances:
+        if LOCKOUT in instance.suppressed_in and instance.caisson in lockout:
+            found[instance.definition.id] = f"{instance.caisson} in maintenance lockout"
+        elif STANDBY in instance.suppressed_in and instance.caisson in standby:
+            found[instance.definition.id] = f"{instance.caisson} standing by, its pump stopped"
+        elif mode is not None and mode in instance.suppressed_in:
+            found[instance.definition.id] = f"plant mode {mode}"
+    return found
+
+
+def cause_rules(site: LoadedSite) -> list[CauseRule]:
+    """The site file's designed suppressions: each alarm's `suppresses` (its consequences)."""
+    return [
+        CauseRule(spec.name, frozenset(spec.suppresses), spec.suppression_release)
+        for spec in site.config.alarms
+        if spec.suppresses
+    ]
 
 
 def _value(snapshot: Mapping[PointRef, Sample], ref: PointRef | None) -> float | bool | None:

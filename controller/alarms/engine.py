@@ -16,7 +16,10 @@ It is never RETURNED_UNACKNOWLEDGED.
 
 Three overlays hide an alarm, strongest first: OUT_OF_SERVICE (an operator, for maintenance),
 SUPPRESSED (by design: the daemon says which alarms the plant's state makes meaningless),
-SHELVED (an operator, with a reason, until an expiry). None is ever annunciated. Leaving a shelve
+SHELVED (an operator, with a reason, until an expiry). None is ever annunciated. A suppression says
+why (a plant mode, a lockout, the cause whose consequence the alarm is: suppression.py); while
+suppressed, each change of the alarm's condition is still journaled (a SUPPRESSED → SUPPRESSED
+transition, "active while suppressed"), so nothing is lost. Leaving a shelve
 or out of service, the alarm takes the state its condition gives now (active: UNACKNOWLEDGED, so
 it is announced again; clear: NORMAL). Leaving a suppression, the condition moves on from the
 annunciated state the alarm had before it (an alarm acknowledged before and still active is
@@ -47,6 +50,8 @@ PRIORITY_RANK: Final = {
 SHELVE_EXPIRED: Final = "shelve expired"
 SUPPRESSED_BY_DESIGN: Final = "suppressed by design"
 SUPPRESSION_ENDED: Final = "suppression ended"
+ACTIVE_WHILE_SUPPRESSED: Final = "active while suppressed"
+CLEARED_WHILE_SUPPRESSED: Final = "cleared while suppressed"
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class AlarmStatus:
     shelved_until: datetime | None
     shelve_reason: str
     first_out: bool  # the first alarm of its source since the source had none annunciated
+    suppressed_by: str = ""  # while SUPPRESSED: why (a mode, a lockout, its cause)
 
 
 @dataclass
@@ -81,6 +87,7 @@ class _Alarm:
     shelved_until: datetime | None = None
     shelve_reason: str = ""
     suppressed: bool = False  # by design, as of the last update
+    suppressed_by: str = ""  # why, as of the last update
     held: State = State.NORMAL  # while SUPPRESSED: the annunciated state it had before
 
     @property
@@ -111,21 +118,29 @@ class AlarmEngine:
         self,
         now: datetime,
         active: Mapping[AlarmId, bool],
-        suppressed: Collection[AlarmId] = (),
+        suppressed: Collection[AlarmId] | Mapping[AlarmId, str] = (),
     ) -> list[Transition]:
         """One scan. Alarms missing from `active` keep their condition; `suppressed`: the alarms
-        the plant's state suppresses by design now."""
+        the plant's state suppresses by design now (a mapping gives why, for the journal)."""
         if unknown := [a for a in (*active, *suppressed) if a not in self._alarms]:
             raise ValueError(f"unknown alarm {unknown[0]}")
-        suppressed = frozenset(suppressed)
+        why: Mapping[AlarmId, str] = (
+            suppressed if isinstance(suppressed, Mapping) else dict.fromkeys(suppressed, "")
+        )
         transitions = []
         for alarm in self._alarms.values():
+            was_active = alarm.active
             if alarm.id in active:
                 alarm.active = bool(active[alarm.id])
-            alarm.suppressed = alarm.id in suppressed
+            alarm.suppressed = alarm.id in why
+            alarm.suppressed_by = why.get(alarm.id, "")
             state, reason = self._scanned(alarm, now)
             if state is not alarm.state:
                 transitions.append(self._move(alarm, state, now, "", reason))
+            elif state is State.SUPPRESSED and alarm.active != was_active:
+                # Never lost: the condition's changes behind a suppression are journaled too.
+                change = ACTIVE_WHILE_SUPPRESSED if alarm.active else CLEARED_WHILE_SUPPRESSED
+                transitions.append(self._note(alarm, now, _because(change, alarm.suppressed_by)))
         self._track_first_out(transitions)
         return transitions
 
@@ -139,7 +154,7 @@ class AlarmEngine:
         if alarm.suppressed:
             if alarm.state is not State.SUPPRESSED:
                 alarm.held = alarm.state if alarm.state in ANNUNCIATED else State.NORMAL
-            return State.SUPPRESSED, SUPPRESSED_BY_DESIGN
+            return State.SUPPRESSED, _because(SUPPRESSED_BY_DESIGN, alarm.suppressed_by)
         if alarm.state is State.SUPPRESSED:
             if alarm.shelved_until is not None:
                 return State.SHELVED, SUPPRESSION_ENDED
@@ -234,6 +249,9 @@ class AlarmEngine:
         """Every alarm, in the order of the definitions."""
         return [self._status(alarm) for alarm in self._alarms.values()]
 
+    def state(self, alarm: AlarmId) -> State:
+        return self._get(alarm).state
+
     def annunciated(self) -> list[AlarmStatus]:
         """The alarms an operator sees: unacknowledged, acknowledged, returned unacknowledged."""
         return [self._status(a) for a in self._alarms.values() if a.state in ANNUNCIATED]
@@ -290,6 +308,18 @@ class AlarmEngine:
         alarm.since = now
         return transition
 
+    def _note(self, alarm: _Alarm, now: datetime, reason: str) -> Transition:
+        """A journal entry for an alarm whose state does not change (SUPPRESSED → SUPPRESSED)."""
+        return Transition(
+            at=now,
+            alarm=alarm.id,
+            priority=alarm.definition.priority,
+            before=alarm.state,
+            after=alarm.state,
+            message=alarm.definition.message,
+            reason=reason,
+        )
+
     def _act(
         self, alarm: _Alarm, state: State, now: datetime, user: str, reason: str
     ) -> list[Transition]:
@@ -325,7 +355,26 @@ class AlarmEngine:
             shelved_until=alarm.shelved_until,
             shelve_reason=alarm.shelve_reason,
             first_out=self._first_out.get(alarm.id.source) == alarm.id,
+            suppressed_by=alarm.suppressed_by if alarm.state is State.SUPPRESSED else "",
         )
+
+
+def alarm_counts(statuses: Iterable[AlarmStatus]) -> dict[str, int]:
+    """How many alarms are in each state, and the unacknowledged by priority (unacknowledged:
+    raised or returned, not yet acknowledged): the site's line in a fleet's view."""
+    counts = {f"unack_{p.value}": 0 for p in Priority}
+    counts |= dict.fromkeys(
+        ("unacknowledged", "annunciated", "suppressed", "shelved", "out_of_service"), 0
+    )
+    for status in statuses:
+        if status.state in (State.UNACKNOWLEDGED, State.RETURNED_UNACKNOWLEDGED):
+            counts["unacknowledged"] += 1
+            counts[f"unack_{status.priority.value}"] += 1
+        if status.state in ANNUNCIATED:
+            counts["annunciated"] += 1
+        elif status.state is not State.NORMAL:
+            counts[status.state.value] += 1
+    return counts
 
 
 def _follow(state: State, active: bool, latched: bool) -> State:
@@ -337,6 +386,10 @@ def _follow(state: State, active: bool, latched: bool) -> State:
     if state is State.ACKNOWLEDGED:
         return state if active or latched else State.NORMAL
     return State.UNACKNOWLEDGED if active else state  # RETURNED_UNACKNOWLEDGED
+
+
+def _because(what: str, why: str) -> str:
+    return f"{what}: {why}" if why else what
 
 
 def _need_user(alarm: AlarmId, user: str) -> None:

@@ -279,9 +279,13 @@ class SensorChecks:
             )
         return active
 
-    def suppressed(self, locked_out: Collection[str]) -> set[AlarmId]:
-        """Suppressed by design: a caisson in maintenance lockout raises nothing."""
-        return {d.id for d in self.definitions if d.id.source in locked_out}
+    def suppressed(self, locked_out: Collection[str]) -> dict[AlarmId, str]:
+        """Suppressed by design, and why: a caisson in maintenance lockout raises nothing."""
+        return {
+            d.id: f"{d.id.source} in maintenance lockout"
+            for d in self.definitions
+            if d.id.source in locked_out
+        }
 
 
 def _definitions(caisson: str) -> list[AlarmDefinition]:

@@ -2,6 +2,11 @@
 plausibility alarms (sensor_checks.py) through the ISA-18.2 engine, every transition to the
 journal and, as an event, to the historian.
 
+Designed suppression (ISA-18.2): an alarm is suppressed while its caisson is in maintenance
+lockout, in the plant modes its definition names (`suppressed_in`), and while one of its causes is
+active and shortly after (`suppresses` in the site file, and the controller's own causes:
+suppression.py), so that one fault annunciates one or two alarms, not its every consequence.
+
 `scan()` is pure but for the journal (a few small SQLite writes when something changes), and runs
 the same in the daemon and in in-process simulations (without a journal or controller figures).
 System alarms wait `SYSTEM_ON_DELAY` before they annunciate: a device still connecting at start,
@@ -19,8 +24,9 @@ from controller.alarms import definitions
 from controller.alarms.conditions import DiscreteCondition
 from controller.alarms.engine import AlarmEngine
 from controller.alarms.journal import Journal
-from controller.alarms.model import AlarmId, Transition
+from controller.alarms.model import AlarmId, State, Transition
 from controller.alarms.sensor_checks import SensorChecks
+from controller.alarms.suppression import CauseSuppression
 from controller.alarms.system import ControllerFigures, SystemAlarms
 from controller.config.loader import LoadedSite
 from controller.control.supervisor import ScanResult
@@ -48,6 +54,15 @@ class AlarmService:
             + self.system.definitions
             + self.sensors.definitions
         )
+        # Designed suppression by cause: the site file's `suppresses`, and the controller's own.
+        self.causes = CauseSuppression(
+            definitions.cause_rules(site) + self.system.cause_rules,
+            [s.id for s in self.engine.status()],
+        )
+        # A latched cause (a leak: the PLC isolates the caisson until reset) is in effect until an
+        # operator resets it, whatever its condition does meanwhile.
+        latched = {i.definition.id for i in self.instances if i.definition.latched}
+        self._latched_causes = [c for c in self.causes.causes if c in latched]
         self._debounce = {
             d.id: DiscreteCondition(on_delay=SYSTEM_ON_DELAY) for d in self.system.definitions
         }
@@ -75,7 +90,12 @@ class AlarmService:
         # The supervisor's lockouts: the site file's and those an engineer set since.
         lockout = {c.id for c in result.status.caissons if c.locked_out}
         standby = {c.id for c in result.status.caissons if c.standby}
-        suppressed: set[AlarmId] = definitions.suppressed(
+        in_effect = dict(active)
+        for cause in self._latched_causes:
+            if self.engine.state(cause) in (State.UNACKNOWLEDGED, State.ACKNOWLEDGED):
+                in_effect[cause] = True
+        suppressed: dict[AlarmId, str] = self.causes.update(in_effect, tick)
+        suppressed |= definitions.suppressed(
             self.instances, result.status.mode.value, lockout, standby
         )
         suppressed |= self.system.suppressed(lockout)
@@ -100,6 +120,7 @@ class AlarmService:
                 before=str(t.before),
                 after=str(t.after),
                 message=t.message,
+                reason=t.reason,
             )
 
     def record(self, transitions: Sequence[Transition]) -> None:

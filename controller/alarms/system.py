@@ -14,7 +14,10 @@ historian's own figures:
 - `controller.flash_write_budget`: a register written more often than `FLASH_WRITES_PER_HOUR`
   (setpoint registers are RAM-backed on our maps, but a vendor's may be flash: DOMAIN.md).
 Alarms of a caisson in maintenance lockout are suppressed by design (the caller asks
-`suppressed()`).
+`suppressed()`). Designed suppression by cause (suppression.py), for the controller's own causes
+(`cause_rules`): a device not answering explains its failed writes; a silent caisson skid, or a
+critical input lost, explains the caisson held in its safe state and the interlock that cuts it;
+a silent plant skid explains the plant's SAFE mode.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 
 from controller.alarms.engine import AlarmDefinition
 from controller.alarms.model import AlarmId, Priority
+from controller.alarms.suppression import CauseRule
 from controller.config.loader import LoadedSite
 from controller.control.dispatch import Mode
 from controller.control.interlocks import Interlock
@@ -85,6 +89,20 @@ class SystemAlarms:
                 self._label[device.id] = device.id.replace("-", "_")
         self.caissons = [c.id for c in config.caissons]
         self.definitions = self._definitions()
+        self.cause_rules = self._cause_rules(config.plant.skid)
+
+    def _cause_rules(self, plant_skid: str) -> list[CauseRule]:
+        rules = [
+            CauseRule(f"{label}_comm_lost", frozenset({f"{label}_write_failed"}))
+            for label in sorted(set(self._label.values()))
+        ]
+        rules.append(CauseRule("skid_comm_lost", frozenset({"inputs_stale", "interlock_active"})))
+        rules.append(CauseRule("inputs_stale", frozenset({"interlock_active"})))
+        if plant_skid in self._label:
+            rules.append(
+                CauseRule(f"{self._label[plant_skid]}_comm_lost", frozenset({"inputs_stale"}))
+            )
+        return rules
 
     def _definitions(self) -> list[AlarmDefinition]:
         defs = []
@@ -179,6 +197,10 @@ class SystemAlarms:
             )
         return active
 
-    def suppressed(self, locked_out: Collection[str]) -> set[AlarmId]:
-        """Suppressed by design: a caisson in maintenance lockout raises nothing."""
-        return {d.id for d in self.definitions if d.id.source in locked_out}
+    def suppressed(self, locked_out: Collection[str]) -> dict[AlarmId, str]:
+        """Suppressed by design, and why: a caisson in maintenance lockout raises nothing."""
+        return {
+            d.id: f"{d.id.source} in maintenance lockout"
+            for d in self.definitions
+            if d.id.source in locked_out
+        }

@@ -139,6 +139,7 @@ class AlarmView(Model):
     shelved_until: datetime | None
     shelve_reason: str
     first_out: bool
+    suppressed_by: str = ""  # while suppressed: why (a plant mode, a lockout, its cause)
 
 
 class Alarms(Model):
@@ -188,6 +189,42 @@ class Kpi(Model):
     periods: list[KpiView]  # the open periods, then the closed ones the daemon still holds
     trend: list[TrendPoint]  # minute averages since the daemon started (at most a week)
     band_degc: tuple[float, float]
+
+
+class CapacityWindow(Model):
+    """Means over a window ahead (controller/capacity.py)."""
+
+    hours: float
+    start: datetime
+    demand_kw: float  # heat the site is expected to take
+    heat_driven_kw: float  # IT power whose heat it uses in full (the tank's room included)
+    ceiling_kw: float  # the most IT power it takes with its dry cooler
+
+
+class CapacityStep(Model):
+    start: datetime  # a quarter hour's start
+    outdoor_degc: float  # as forecast
+    demand_kw: float
+    heat_driven_kw: float
+    ceiling_kw: float
+
+
+class Capacity(Model):
+    """Where compute can go: what a fleet's job scheduler reads (README, "A fleet of sites")."""
+
+    site_id: str
+    at: datetime  # when worked out (once a minute)
+    heat_driven_kw: float  # now: the IT power whose heat the site uses in full
+    ceiling_kw: float  # now: the most IT power it takes, the dry cooler rejecting the rest
+    available_kw: float  # the IT power of the caissons able to compute
+    it_power_kw: float | None  # drawn now
+    demand_kw: float  # heat the site takes now
+    tank_room_kwh: float  # heat the buffer tank can still take
+    outdoor_degc: float | None  # the forecast's starting point
+    forecast: str  # persistence, forecast file or climate
+    outlook: list[CapacityWindow]  # the next 1, 6 and 24 hours
+    tonight: CapacityWindow  # 22:00-06:00 local: the coming night or the rest of this one
+    steps: list[CapacityStep]  # 96 quarter hours from the present one
 
 
 # ---------------------------------------------------------------- requests

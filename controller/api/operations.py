@@ -23,6 +23,7 @@ from controller.alarms.model import AlarmId, State, Transition
 from controller.alarms.service import AlarmService
 from controller.api import models as m
 from controller.api.wrong import what_is_wrong
+from controller.capacity import Capacity, Window
 from controller.config.loader import LoadedSite
 from controller.config.roles import CaissonSkidPoint as Skid
 from controller.config.roles import PlantSkidPoint
@@ -256,6 +257,7 @@ class Operations:
                     shelved_until=s.shelved_until,
                     shelve_reason=s.shelve_reason,
                     first_out=s.first_out,
+                    suppressed_by=s.suppressed_by,
                 )
                 for s in statuses
             ]
@@ -280,6 +282,12 @@ class Operations:
             ],
             band_degc=(setpoints.supply_low, setpoints.supply_high),
         )
+
+    def capacity(self) -> m.Capacity:
+        report = self.daemon.feed.capacity.latest
+        if report is None:
+            raise ApiError(409, "the capacity is worked out once a minute: not yet")
+        return capacity_view(self.site.config.site.slug, report)
 
     # ------------------------------------------------------------------ actions
 
@@ -739,6 +747,42 @@ def _check_unit(given: str | None, unit: str, what: str) -> None:
 def _answer(target: str, before: str, after: str, message: str) -> m.ActionAnswer:
     return m.ActionAnswer(
         changes=[m.Change(target=target, before=before, after=after)], message=message
+    )
+
+
+def capacity_view(site_id: str, report: Capacity) -> m.Capacity:
+    def window(w: Window) -> m.CapacityWindow:
+        return m.CapacityWindow(
+            hours=w.hours,
+            start=w.start,
+            demand_kw=w.demand / 1e3,
+            heat_driven_kw=w.heat_driven / 1e3,
+            ceiling_kw=w.ceiling / 1e3,
+        )
+
+    return m.Capacity(
+        site_id=site_id,
+        at=report.at,
+        heat_driven_kw=report.heat_driven / 1e3,
+        ceiling_kw=report.ceiling / 1e3,
+        available_kw=report.available / 1e3,
+        it_power_kw=None if report.it_power is None else report.it_power / 1e3,
+        demand_kw=report.demand / 1e3,
+        tank_room_kwh=report.tank_room / 3.6e6,
+        outdoor_degc=report.outdoor,
+        forecast=report.source,
+        outlook=[window(w) for w in report.windows],
+        tonight=window(report.tonight),
+        steps=[
+            m.CapacityStep(
+                start=s.start,
+                outdoor_degc=s.outdoor,
+                demand_kw=s.demand / 1e3,
+                heat_driven_kw=s.heat_driven / 1e3,
+                ceiling_kw=s.ceiling / 1e3,
+            )
+            for s in report.steps
+        ],
     )
 
 

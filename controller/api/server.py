@@ -71,6 +71,13 @@ ROUTES = (
     ),
     Route("GET", "/kpi", "KPIs of the open and recent periods, trend", m.Kpi, lambda o, _: o.kpi()),
     Route(
+        "GET",
+        "/capacity",
+        "Where compute can go: IT power the site can take now and ahead",
+        m.Capacity,
+        lambda o, _: o.capacity(),
+    ),
+    Route(
         "POST",
         "/alarms/ack",
         "Acknowledge alarms",

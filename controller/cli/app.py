@@ -8,6 +8,7 @@ import typer
 
 from controller.cli import (
     alarms,
+    capacity,
     check_config,
     commission,
     demo,
@@ -76,6 +77,7 @@ app.command("unlock")(plant.unlock)
 app.command("retry")(plant.retry)
 app.command("reset-trip")(plant.reset_trip)
 app.command("kpi")(kpi.kpi)
+app.command("capacity")(capacity.capacity)
 app.command("dump-config")(dump_config.dump_config)
 maps_app.command("show")(maps.show)
 maps_app.command("validate")(maps.validate)

@@ -49,6 +49,15 @@ def run(
     ] = None,
     address: AddressOption = None,
     endpoint: EndpointOption = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed",
+            min=0.001,
+            help="Plant seconds per second: only against a simulated plant in accelerated time "
+            "(`boilerctl sim serve --speed N`); a real plant runs at 1.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Run the supervisory controller of a site until Ctrl-C or SIGTERM.
 
@@ -70,7 +79,7 @@ def run(
     except ValueError as error:
         typer.echo(f"run: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
-    asyncio.run(_run(loaded, read_only, addresses, endpoints))
+    asyncio.run(_run(loaded, read_only, addresses, endpoints, speed))
 
 
 def parse_addresses(site: LoadedSite, values: list[str]) -> dict[str, tuple[str, int]]:
@@ -121,6 +130,7 @@ async def _run(
     read_only: bool,
     addresses: dict[str, tuple[str, int]],
     endpoints: dict[str, str],
+    speed: float = 1.0,
 ) -> None:
     from controller.api.endpoint import ApiAddressError, TokenFileError
     from controller.daemon import Daemon
@@ -129,7 +139,9 @@ async def _run(
     from controller.historian.targets import SecretError
 
     try:
-        daemon = Daemon(site, read_only=read_only, addresses=addresses, endpoints=endpoints)
+        daemon = Daemon(
+            site, read_only=read_only, addresses=addresses, endpoints=endpoints, time_scale=speed
+        )
     except SecretError as error:
         typer.echo(f"run: {site.path}: historian: {error}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None

@@ -164,6 +164,8 @@ def alarms_table(alarms: m.Alarms, zone: tzinfo) -> Table:
         state = a.state.replace("_", " ")
         if a.shelved_until is not None:
             state += f" until {local(a.shelved_until, zone)} ({a.shelve_reason})"
+        if a.suppressed_by:
+            state += f" ({a.suppressed_by})"
         table.add_row(
             a.alarm + (" (first out)" if a.first_out else ""),
             Text(a.priority, style=_PRIORITY_STYLE.get(a.priority, "")),

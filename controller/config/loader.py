@@ -23,6 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from controller.alarms.model import Priority
 from controller.config.maps import (
     POINT_ID_PATTERN,
     DataType,
@@ -42,6 +43,7 @@ from controller.config.site import (
     ModbusDevice,
     OpcUaDevice,
     SiteConfig,
+    is_controller_alarm_name,
 )
 
 T = TypeVar("T")
@@ -604,6 +606,64 @@ def _check_alarms(
             if issue := _alarm_point_issue(alarm, device, device_map):
                 report.add((*loc, *issue.loc), str(issue))
                 break
+    _check_consequences(report, alarms)
+
+
+def _check_consequences(report: Report, alarms: list[AlarmSpec]) -> None:
+    """What an alarm suppresses: alarms of its own scope (site alarms or the controller's), never
+    a critical one, and no loop (two alarms suppressing each other would both be hidden)."""
+    by_name = {alarm.name: alarm for alarm in alarms}
+    for index, alarm in enumerate(alarms):
+        for position, name in enumerate(alarm.suppresses):
+            loc: Loc = ("alarms", index, "suppresses", position)
+            other = by_name.get(name)
+            if other is None:
+                if not is_controller_alarm_name(name):
+                    known = [a.name for a in alarms if a.scope == alarm.scope]
+                    hint = _close(name, known) or (
+                        ": name a site alarm of the same scope, or one the controller raises"
+                    )
+                    report.add(loc, f"no {alarm.scope} alarm {name!r} to suppress{hint}")
+            elif other.scope != alarm.scope:
+                report.add(
+                    loc,
+                    f"{name!r} is a {other.scope} alarm: a {alarm.scope} alarm suppresses alarms "
+                    f"of its own {'caisson' if alarm.scope == 'caisson' else 'plant'}",
+                )
+            elif other.priority is Priority.CRITICAL:
+                report.add(loc, f"{name!r} is critical: a critical alarm is never suppressed")
+    loops: set[frozenset[str]] = set()
+    for index, alarm in enumerate(alarms):
+        cycle = _suppression_cycle(alarm.name, by_name)
+        if cycle and frozenset(cycle) not in loops:
+            loops.add(frozenset(cycle))
+            report.add(
+                ("alarms", index, "suppresses"),
+                f"suppression loop {' → '.join(cycle)}: alarms that suppress each other would "
+                "all be hidden at once",
+            )
+
+
+def _suppression_cycle(start: str, by_name: dict[str, AlarmSpec]) -> list[str]:
+    """A path of `suppresses` from `start` back to itself, or []."""
+    path = [start]
+
+    def visit(name: str) -> bool:
+        for nxt in by_name[name].suppresses if name in by_name else ():
+            if nxt in by_name and by_name[nxt].priority is Priority.CRITICAL:
+                continue  # refused on its own
+            if nxt == start:
+                path.append(nxt)
+                return True
+            if nxt in path or nxt not in by_name:
+                continue
+            path.append(nxt)
+            if visit(nxt):
+                return True
+            path.pop()
+        return False
+
+    return path if visit(start) else []
 
 
 def _plays(

@@ -473,6 +473,18 @@ class Historian(StrictModel):
     target: HistorianTarget | None = None
 
 
+# ---------------------------------------------------------------- capacity
+
+
+class CapacitySettings(StrictModel):
+    """How the site works out the compute it can take ahead (controller/capacity.py)."""
+
+    # A weather forecast file (rows `timestamp,temperature`, relative to the site file), kept
+    # up to date by another job; without it (or where it has no rows) the outdoor temperature is
+    # forecast by persistence.
+    forecast: str | None = None
+
+
 # ---------------------------------------------------------------- local API
 
 
@@ -496,6 +508,10 @@ CAISSON_SUPPRESSIONS: Final = ("lockout", "standby")
 CAISSON_DEVICES: Final = ("skid", "compute", "heat_meter")
 # A plant alarm reads the plant's skid or heat meter, or any device by id.
 PLANT_DEVICES: Final = ("plant_skid", "heat_meter")
+# How long the consequences of a cause stay suppressed after the cause clears: a PLC resets its
+# trip a couple of minutes after the cause has gone (trip_reset_delay), and the flow and the
+# supervisor's interlocks then take a little longer to settle.
+DEFAULT_SUPPRESSION_RELEASE: Final = 300.0  # s
 _ALARM_QUANTITY: Final = re.compile(
     r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)?\s*$"
 )
@@ -545,6 +561,27 @@ class AlarmSpec(StrictModel):
     latched: bool = False  # stays raised after its condition clears until acknowledged
     message: Annotated[str, Field(min_length=1)]  # what is wrong; the alarm's id says where
     suppressed_in: list[Suppression] = Field(default_factory=list)
+    # Designed suppression by cause (ISA-18.2): while this alarm's condition is active, and for
+    # `suppression_release` after it clears, the alarms named here are suppressed at the same
+    # place (the same caisson, or the plant): they are its consequences. Site alarms of the same
+    # scope, or the controller's own (interlock_active, inputs_stale...).
+    suppresses: list[Identifier] = Field(default_factory=list)
+    suppression_release: Annotated[Duration, Field(ge=0)] = DEFAULT_SUPPRESSION_RELEASE
+
+    @model_validator(mode="after")
+    def _consequences(self) -> Self:
+        if self.name in self.suppresses:
+            index = self.suppresses.index(self.name)
+            raise FieldError("an alarm cannot suppress itself", ("suppresses", index))
+        for index, name in enumerate(self.suppresses):
+            if name in self.suppresses[:index]:
+                raise FieldError(f"{name!r} is listed twice", ("suppresses", index))
+        if "suppression_release" in self.model_fields_set and not self.suppresses:
+            raise FieldError(
+                "suppression_release is for an alarm that suppresses others (suppresses: [...])",
+                ("suppression_release",),
+            )
+        return self
 
     @model_validator(mode="after")
     def _fits_kind(self) -> Self:
@@ -694,6 +731,7 @@ class SiteConfig(StrictModel):
     control: Control = Control()
     historian: Historian = Historian()
     api: Api = Api()
+    capacity: CapacitySettings = CapacitySettings()
     alarms: list[AlarmSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -3,7 +3,9 @@
 `on_scan()` runs inside the scan cycle, after the supervisor's decision and before the writes: it
 formats lines (a few hundred microseconds) and hands them to the writer, which never blocks.
 Device data goes out every cycle as acquired; controller health every `health_every` seconds;
-KPIs (the open hour and day, rewritten as they grow) and writes per register every `kpi_every`.
+KPIs (the open hour and day, rewritten as they grow), writes per register, the site's band and
+setpoints, its alarm counts (also at every alarm change) and where compute can go
+(controller/capacity.py) every `kpi_every`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from controller.alarms.engine import alarm_counts
 from controller.alarms.journal import Journal
+from controller.alarms.service import AlarmService
+from controller.capacity_feed import CapacityFeed, fields
 from controller.config.loader import LoadedSite
 from controller.config.roles import PlantSkidPoint
 from controller.config.units import point_unit_factor
@@ -26,6 +31,7 @@ from controller.control.inputs import InputReader
 from controller.control.supervisor import ScanResult, Supervisor
 from controller.cycle import Cycle
 from controller.fieldbus.field_io import FieldIO
+from controller.fieldbus.health import Health
 from controller.fieldbus.image import PointRef, Sample
 from controller.historian.schema import ControllerFigures, DeviceHealthFigures, Event, Recorder
 from controller.historian.writer import HistorianWriter
@@ -79,8 +85,11 @@ class HistorianFeed:
         self._mode: Mode | None = None
         self._plc_modes: dict[str, int | None] = {}
         self.journal: Journal | None = None  # mode changes are journaled too, once it is open
+        self.alarms: AlarmService | None = None  # its counts go out too, once it runs
         self.closed_kpis = {p: deque[Kpis](maxlen=n) for p, n in CLOSED_KPIS_KEPT.items()}
         self.trend = MinuteTrend()
+        self.capacity = CapacityFeed(site)  # its latest figures for the local API too
+        self._last_capacity = float("-inf")
 
     def wall_clock(self) -> datetime:
         """UTC now, as the feed stamps the controller's lines."""
@@ -119,6 +128,7 @@ class HistorianFeed:
                     after=event.after,
                 )
         if dt > 0:
+            self.capacity.observe(inputs, dt)
             closed = self.kpis.add(now, inputs, self._fan(snapshot), dt)
             for kpis in closed:
                 self.closed_kpis[kpis.period].append(kpis)
@@ -138,8 +148,22 @@ class HistorianFeed:
             self._last_kpi = tick
             lines += recorder.kpis(self.kpis.snapshot())
             lines += recorder.register_writes(self.supervisor.write_counts(), now)
+            lines += recorder.site_config(self.supervisor.setpoints(), now)
+            lines += self.alarm_lines(now)
             self.writer.remember(KPI_STATE, json.dumps(self.kpis.state()))
         self.writer.submit(lines)
+        if dt > 0 and tick - self._last_capacity >= self.kpi_every:  # its own line, after
+            self._last_capacity = tick
+            outlet = self.supervisor.setpoints()["outlet"]
+            report = self.capacity.update(inputs, result.status.caissons, outlet, now)
+            self.writer.submit(recorder.capacity(fields(report), now))
+
+    def alarm_lines(self, now: datetime | None = None) -> list[str]:
+        """The alarm counts now (none before the alarm engine runs)."""
+        if self.alarms is None:
+            return []
+        counts = alarm_counts(self.alarms.engine.status())
+        return self.recorder.alarm_counts(counts, now or self._now())
 
     def final(self) -> None:
         """At stop: the open KPI periods and counters as they stand."""
@@ -147,6 +171,8 @@ class HistorianFeed:
         lines = self.recorder.kpis(self.kpis.snapshot())
         lines += self.recorder.register_writes(self.supervisor.write_counts(), now)
         lines += self.recorder.controller(self._controller_figures(), now)
+        lines += self.recorder.site_config(self.supervisor.setpoints(), now)
+        lines += self.alarm_lines(now)
         self.writer.submit(lines)
         self.writer.remember(KPI_STATE, json.dumps(self.kpis.state()))
 
@@ -198,6 +224,7 @@ class HistorianFeed:
 
     def _controller_figures(self) -> ControllerFigures:
         cycle, writer, depth = self.cycle, self.writer, self.writer.depth
+        health = self.field_io.health()
         return ControllerFigures(
             cycle_ms=cycle.last_duration * 1000.0,
             cycles=cycle.cycles,
@@ -213,6 +240,8 @@ class HistorianFeed:
             historian_sent_points=writer.stats.sent_points,
             historian_failures=sum(writer.stats.failures.values()),
             historian_dropped_points=writer.stats.dropped_points,
+            devices=len(health),
+            devices_answering=sum(h.state is not Health.FAILED for h in health.values()),
         )
 
     def _device_figures(self) -> list[DeviceHealthFigures]:

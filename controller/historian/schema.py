@@ -27,6 +27,9 @@ DEVICE = "device_health"
 REGISTER_WRITES = "register_writes"
 KPI = "kpi"
 EVENT = "event"
+SITE_CONFIG = "site_config"
+ALARM_COUNTS = "alarm_counts"
+CAPACITY = "capacity"
 
 # The fields of the supervisor's measurements, in the order control() writes them.
 PLANT_FIELDS = (
@@ -38,6 +41,8 @@ PLANT_FIELDS = (
     "dry_cooler_pct",
     "outlet_setpoint_c",  # in force: the reset within the band
     "return_limit_c",  # the dry cooler's, asked of the plant PLC
+    "it_power_kw",
+    "supply_off_band_k",
 )
 CAISSON_FIELDS = (
     "initialised",
@@ -52,6 +57,23 @@ CAISSON_FIELDS = (
     "staged",  # staging runs it (else it stands by, its pump stopped)
     "inlet_setpoint_c",  # its loading unit's
 )
+
+
+# The backup boiler's seasonal efficiency by fuel: the fuel a kWh of heat reused saves.
+FUEL_EFFICIENCY = {"gas": 0.90, "oil": 0.88, "district-heat": 1.0, "electric": 1.0}
+
+
+def fuel_field(fuel: str) -> str:
+    """The `kpi` field of the backup fuel avoided: "gas_avoided_kwh", "district_heat_..."."""
+    return f"{fuel.replace('-', '_')}_avoided_kwh"
+
+
+def off_band(supply: float | None, low: float, high: float) -> float | None:
+    """How far `supply` is outside the band [low, high], K: negative below, positive above,
+    0 inside; None when unknown."""
+    if supply is None:
+        return None
+    return min(supply - low, 0.0) + max(supply - high, 0.0)
 
 
 def device_measurement(device_type: str) -> str:
@@ -97,6 +119,8 @@ class ControllerFigures:
     historian_sent_points: int
     historian_failures: int
     historian_dropped_points: int
+    devices: int  # field devices of the site
+    devices_answering: int  # of those, not failed
 
 
 @dataclass(frozen=True)
@@ -146,6 +170,23 @@ class Recorder:
         }
         self._controller_key = series_key(CONTROLLER, {"site": self.site})
         self._throttle = {c.id: config.caisson_type(c).chips.throttle for c in config.caissons}
+        self._band = (config.setpoints.supply_low, config.setpoints.supply_high)
+        fuel = config.plant.backup_boiler.fuel
+        self._fuel = (fuel_field(fuel), FUEL_EFFICIENCY[fuel])
+        self._site_fields: list[tuple[str, FieldValue]] = [
+            ("name", config.site.name),
+            ("kind", config.site.kind.value),
+            ("timezone", config.site.timezone),
+            ("policy", config.control.policy.value),
+            ("fuel", fuel),
+            ("supply_low_c", config.setpoints.supply_low),
+            ("supply_high_c", config.setpoints.supply_high),
+            ("caissons", float(len(config.caissons))),
+            (
+                "it_nominal_kw",
+                sum(config.caisson_type(c).it_power for c in config.caissons) / 1000.0,
+            ),
+        ]
         self._written: dict[PointRef, datetime] = {}
         self._quality: dict[PointRef, tuple[Quality, Reason | None]] = {}
 
@@ -197,6 +238,9 @@ class Recorder:
         the historian has no other way to know)."""
         at = nanoseconds(now)
         delivered = None if inputs is None else building_heat(inputs.plant)
+        it_powers = [] if inputs is None else [c.it_power for c in inputs.caissons]
+        it_power = None if not it_powers or None in it_powers else sum(filter(None, it_powers))
+        supply = None if inputs is None else inputs.plant.supply
         chip_temps = (
             {}
             if inputs is None
@@ -214,6 +258,8 @@ class Recorder:
             _percent(status.dry_cooler),
             status.outlet_setpoint,
             status.return_limit,
+            _kilo(it_power),
+            off_band(supply, *self._band),
         )
         plant = _present(list(zip(PLANT_FIELDS, plant_values, strict=True)))
         lines = [text for text in [line(self._plant_key, plant, at)] if text]
@@ -271,17 +317,43 @@ class Recorder:
 
     def kpis(self, figures: Sequence[Kpis]) -> list[str]:
         """Each period's point is stamped with the period's start: rewriting it as the period
-        grows replaces it (same series and timestamp)."""
+        grows replaces it (same series and timestamp). Besides the KPIs, the backup fuel the
+        heat reused saved (`<fuel>_avoided_kwh`: heat reused / the backup's efficiency)."""
         lines = []
+        name, efficiency = self._fuel
         for kpi in figures:
             key = series_key(KPI, {"site": self.site, "period": kpi.period.value})
             fields = _present(
                 [(k, v) for k, v in vars(kpi).items() if k not in ("period", "start")]
+                + [(name, kpi.heat_reused_kwh / efficiency)]
             )
             text = line(key, fields, nanoseconds(kpi.start))
             if text:
                 lines.append(text)
         return lines
+
+    def site_config(self, setpoints: Mapping[str, float], now: datetime) -> list[str]:
+        """What the site is and the band and setpoints in force (`setpoints`: the supervisor's,
+        SI: outlet °C, tank_reserve a fraction), so that panels and alert rules compare each
+        site with its own band."""
+        fields = [*self._site_fields]
+        if "outlet" in setpoints:
+            fields.append(("outlet_setpoint_c", setpoints["outlet"]))
+        if "tank_reserve" in setpoints:
+            fields.append(("tank_reserve_pct", setpoints["tank_reserve"] * 100.0))
+        text = line(series_key(SITE_CONFIG, {"site": self.site}), fields, nanoseconds(now))
+        return [text] if text else []
+
+    def alarm_counts(self, counts: Mapping[str, int], now: datetime) -> list[str]:
+        """The alarms by state and priority now (`AlarmCounts.fields()`), for the fleet view."""
+        fields = [(name, float(value)) for name, value in counts.items()]
+        text = line(series_key(ALARM_COUNTS, {"site": self.site}), fields, nanoseconds(now))
+        return [text] if text else []
+
+    def capacity(self, fields: Sequence[tuple[str, FieldValue | None]], now: datetime) -> list[str]:
+        """Where compute can go (capacity_feed.fields())."""
+        text = line(series_key(CAPACITY, {"site": self.site}), _present(fields), nanoseconds(now))
+        return [text] if text else []
 
     def event(self, event: Event) -> str:
         tags = {"site": self.site, "kind": event.kind, "name": event.name, "source": event.source}

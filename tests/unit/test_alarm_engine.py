@@ -10,6 +10,7 @@ from typing import cast
 import pytest
 
 from controller.alarms.engine import AlarmDefinition, AlarmEngine, AlarmStatus
+from controller.alarms.metrics import is_annunciation
 from controller.alarms.model import AlarmId, Priority, State, Transition
 
 T0 = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
@@ -120,7 +121,7 @@ DIAGRAM = [
     # suppression by design
     (False, "", "suppress", SU, [(N, SU)]),
     (False, "activate", "suppress", SU, [(U, SU)]),
-    (False, "suppress", "activate", SU, []),
+    (False, "suppress", "activate", SU, [(SU, SU)]),  # journaled: active while suppressed
     (False, "suppress", "clear", SU, []),
     (False, "suppress", "unsuppress", N, [(SU, N)]),
     (False, "suppress activate", "unsuppress", U, [(SU, U)]),
@@ -157,8 +158,9 @@ def test_state_diagram(
     transitions = bench.do(event)
     assert [(t.before, t.after) for t in transitions] == emitted
     assert bench.status().state is end
-    if transitions:
-        assert bench.status().since == transitions[-1].at == bench.now
+    changes = [t for t in transitions if t.before is not t.after]  # not a journal note
+    if changes:
+        assert bench.status().since == changes[-1].at == bench.now
 
 
 # (latched, start, the action refused, what the message says)
@@ -303,7 +305,15 @@ def test_a_suppressed_alarm_is_never_annunciated_and_returns_to_its_condition() 
         seen += bench.scan(active)
         assert bench.engine.annunciated() == []
         assert bench.status().state is SU
-    assert [(t.before, t.after, t.reason) for t in seen] == [(N, SU, "suppressed by design")]
+    # Never lost: each change of the condition behind the suppression is journaled.
+    assert [(t.before, t.after, t.reason) for t in seen] == [
+        (N, SU, "suppressed by design"),
+        (SU, SU, "cleared while suppressed"),
+        (SU, SU, "active while suppressed"),
+        (SU, SU, "cleared while suppressed"),
+        (SU, SU, "active while suppressed"),
+    ]
+    assert not any(is_annunciation(t) for t in seen)
     assert bench.status().active is True  # the condition is still followed
     (back,) = bench.unsuppress()
     assert (back.before, back.after, back.reason) == (SU, U, "suppression ended")
@@ -405,3 +415,16 @@ def test_a_restored_shelve_without_expiry_is_dropped() -> None:
     engine.restore({ALARM: (SH, None, "forever")})
     (status,) = engine.status()
     assert (status.state, status.shelved_until, status.shelve_reason) == (N, None, "")
+
+
+def test_a_suppression_says_why_in_the_journal_and_the_status() -> None:
+    engine = AlarmEngine([AlarmDefinition(ALARM, Priority.HIGH, "Low flow")])
+    why = {ALARM: "c2.pump_fault active"}
+    (entered,) = engine.update(T0, {ALARM: True}, why)
+    assert (entered.after, entered.reason) == (SU, "suppressed by design: c2.pump_fault active")
+    assert engine.status()[0].suppressed_by == "c2.pump_fault active"
+    (noted,) = engine.update(T0 + timedelta(seconds=1), {ALARM: False}, why)
+    assert noted.reason == "cleared while suppressed: c2.pump_fault active"
+    (left,) = engine.update(T0 + timedelta(seconds=2), {}, {})
+    assert (left.after, left.reason) == (N, "suppression ended")
+    assert engine.status()[0].suppressed_by == ""

@@ -15,14 +15,16 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 from ruamel.yaml import YAML
 
-from controller.config.loader import load_map
+from controller.config.loader import load_map, load_site
 from controller.historian import schema
+from tests.integration.test_historian import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
@@ -62,6 +64,7 @@ ENV_REFERENCE = re.compile(r"\$\{(?P<braced>[^}]*)\}|\$(?P<bare>[A-Za-z_][A-Za-z
 DEVICE_TAGS = {"site", "device", "caisson"}
 MEASUREMENT_TAGS = {
     schema.CONTROLLER: {"site"},
+    schema.SITE_CONFIG: {"site"},
     schema.DEVICE: {"site", "device"},
     schema.PLANT: {"site"},
     schema.CAISSON: {"site", "caisson"},
@@ -356,7 +359,30 @@ def _fields_written() -> dict[str, set[str]]:
         written.setdefault(measurement, set()).update(
             point.id for point in device_map.points if point.historian
         )
+    recorder = schema.Recorder(load_site(ROOT / "sites" / "demo.yaml"))
+    (line,) = recorder.site_config({"outlet": 65.0, "tank_reserve": 0.6}, datetime.now(UTC))
+    written[schema.SITE_CONFIG] = set(parse(line)[2])
     return written
+
+
+def test_the_supply_rule_compares_each_site_with_its_own_band() -> None:
+    """No band is written in the rule: each site's comes from its `site_config`, and every
+    query groups by site, so that Grafana's math pairs each site's supply with its band."""
+    (rule,) = [r for r in _rules() if r["uid"] == "boiler-supply-out-of-band"]
+    items = {item["refId"]: item for item in rule["data"]}
+    assert items["E"]["model"]["expression"] == "($B < $LOW || $B > $HIGH) && $D > 1"
+    assert rule["condition"] == "E"
+    for ref, field in (("L", "supply_low_c"), ("H", "supply_high_c")):
+        query = items[ref]["model"]["query"]
+        assert f'"{field}"' in query
+        assert 'FROM "site_config"' in query
+    for ref in ("A", "C", "L", "H"):
+        match = QUERY.match(items[ref]["model"]["query"])
+        assert match is not None
+        assert _group_tags(match["group"]) == {"site"}
+    for item in rule["data"]:  # no temperature in any expression or query
+        assert not re.search(r"\b\d\d\b", item["model"].get("expression", "")), item
+        assert not re.search(r"[<>=] *\d", item["model"].get("query", "")), item
 
 
 def _group_tags(group_by: str) -> set[str]:

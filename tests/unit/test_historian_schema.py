@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from controller.alarms.engine import AlarmStatus, alarm_counts
+from controller.alarms.model import AlarmId, Priority, State
 from controller.config.loader import LoadedSite, load_site
 from controller.control.dispatch import Mode
 from controller.control.inputs import CaissonInputs, Inputs, PlantInputs
@@ -14,7 +16,7 @@ from controller.control.interlocks import Interlock
 from controller.control.supervisor import CaissonStatus, PlantStatus
 from controller.fieldbus.image import PointRef, Reason, Sample
 from controller.historian.lineprotocol import nanoseconds
-from controller.historian.schema import Event, Recorder
+from controller.historian.schema import Event, Recorder, off_band
 from controller.kpi import Kpis, Period
 from controller.water import VOLUMETRIC_HEAT
 from tests.plant_helpers import SITES
@@ -253,6 +255,62 @@ def test_with_the_cycle_s_inputs_control_adds_delivered_heat_and_chip_margins(
     assert f",delivered_kw={delivered_kw!r}," in lines[0]
     assert ",chip_margin_k=5.5," in lines[1]  # 90 degC throttle on the demo
     assert "chip_margin_k" not in lines[2]  # no valid chip temperature, no margin
+    assert ",supply_off_band_k=0.0 " in lines[0]  # 66 degC: inside the demo's 60-70 degC band
+    assert "it_power_kw" not in lines[0]  # the caissons' IT power is unknown
+    metered = tuple(dataclasses.replace(c, it_power=10e3) for c in caissons)
+    cold = dataclasses.replace(plant, supply=57.5)
+    line = recorder.control(status(), NOW, Inputs(metered, cold))[0]
+    assert ",it_power_kw=30.0,supply_off_band_k=-2.5 " in line
+
+
+@pytest.mark.parametrize(
+    ("supply", "expected"),
+    [(None, None), (65.0, 0.0), (60.0, 0.0), (58.0, -2.0), (70.0, 0.0), (71.5, 1.5)],
+)
+def test_off_band_is_the_distance_outside_the_band(
+    supply: float | None, expected: float | None
+) -> None:
+    assert off_band(supply, 60.0, 70.0) == expected
+
+
+def test_the_site_s_band_and_setpoints(recorder: Recorder) -> None:
+    assert recorder.site_config({"outlet": 63.0, "tank_reserve": 0.6}, NOW) == [
+        f'site_config,site={SITE} name="Residence Les Tilleuls (demo)",kind="residential",'
+        'timezone="Europe/Paris",policy="heat-priority",fuel="gas",supply_low_c=60.0,'
+        "supply_high_c=70.0,caissons=3.0,it_nominal_kw=60.0,outlet_setpoint_c=63.0,"
+        f"tank_reserve_pct=60.0 {NOW_NS}"
+    ]
+
+
+def test_alarm_counts(recorder: Recorder) -> None:
+    statuses = [
+        AlarmStatus(AlarmId(c, n), p, s, True, None, "", None, "", False)
+        for c, n, p, s in [
+            ("c1", "leak", Priority.CRITICAL, State.UNACKNOWLEDGED),
+            ("c1", "flow_lo", Priority.HIGH, State.SUPPRESSED),
+            ("c2", "flow_lo", Priority.HIGH, State.RETURNED_UNACKNOWLEDGED),
+            ("c2", "pump_fault", Priority.HIGH, State.ACKNOWLEDGED),
+            ("c3", "flow_lo", Priority.HIGH, State.SHELVED),
+            ("c3", "leak", Priority.CRITICAL, State.NORMAL),
+        ]
+    ]
+    counts = alarm_counts(statuses)
+    assert counts == {
+        "unack_critical": 1,
+        "unack_high": 1,
+        "unack_medium": 0,
+        "unack_low": 0,
+        "unacknowledged": 2,
+        "annunciated": 3,
+        "suppressed": 1,
+        "shelved": 1,
+        "out_of_service": 0,
+    }
+    assert recorder.alarm_counts(counts, NOW) == [
+        f"alarm_counts,site={SITE} unack_critical=1.0,unack_high=1.0,unack_medium=0.0,"
+        "unack_low=0.0,unacknowledged=2.0,annunciated=3.0,suppressed=1.0,shelved=1.0,"
+        f"out_of_service=0.0 {NOW_NS}"
+    ]
 
 
 def test_control_leaves_unknown_figures_out(recorder: Recorder) -> None:
@@ -284,8 +342,8 @@ def test_kpis_are_stamped_at_their_period_start(recorder: Recorder) -> None:
     assert recorder.kpis([kpi]) == [
         f"kpi,period=day,site={SITE} heat_delivered_kwh=100.0,heat_reused_kwh=80.0,"
         "heat_dumped_kwh=5.0,backup_heat_kwh=20.0,it_energy_kwh=90.0,pump_energy_kwh=1.0,"
-        "fan_energy_kwh=0.5,pue=1.5,running_h=2.0,in_band_share=0.5,coverage=1.0 "
-        f"{nanoseconds(start)}"
+        "fan_energy_kwh=0.5,pue=1.5,running_h=2.0,in_band_share=0.5,coverage=1.0,"
+        f"gas_avoided_kwh={80.0 / 0.9!r} {nanoseconds(start)}"  # the demo's backup burns gas
     ]
     assert nanoseconds(start) == 1_768_431_600_000_000_000
 
