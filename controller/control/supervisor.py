@@ -695,7 +695,9 @@ class Supervisor:
     def _remote_request(
         self, c: _Caisson, g: Guard, inputs: CaissonInputs, now: float
     ) -> list[Write]:
-        blocked = g.safe_state or g.active & {Interlock.LEAK, Interlock.PLC_TRIP, Interlock.LOCKOUT}
+        # A locked-out caisson is asked back too: only in remote mode does it hold cap 0 and stand
+        # by (in local safe mode its PLC would run it at its safe cap).
+        blocked = g.safe_state or g.active & {Interlock.LEAK, Interlock.PLC_TRIP}
         if (
             inputs.plc_mode == REMOTE
             or blocked

@@ -191,3 +191,15 @@ def test_a_summer_day_runs_one_caisson_the_others_stand_by() -> None:
     status = loop.supervisor.last_plan
     assert status is not None
     assert len(status.running) == 1
+
+
+def test_a_caisson_locked_out_by_the_site_file_is_taken_to_remote_and_held_at_zero() -> None:
+    """A lockout is cap 0: the PLC must follow the supervisor for that (in local mode it would
+    run the servers at its safe cap). Idle, its pump then stands by."""
+    loop = Loop(lockout=["c3"])
+    loop.step(30)
+    assert loop.model.plcs.mode[2] == PlcMode.REMOTE
+    assert loop.model.it_power[2] == 0.0
+    loop.step(120)
+    assert loop.model.plcs.standby[2]
+    assert loop.model.it_power[:2].sum() > 0  # the others run
