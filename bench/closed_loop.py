@@ -519,6 +519,9 @@ def main() -> None:
     parser.add_argument(
         "--from-json", type=Path, help="print the tables of an earlier --json output (no run)"
     )
+    parser.add_argument(
+        "--partial", type=Path, help="append each run's result to this file as it comes in"
+    )
     args = parser.parse_args()
     if args.from_json is not None:
         saved = json.loads(args.from_json.read_text())
@@ -531,7 +534,7 @@ def main() -> None:
     else:
         machine, workers = _machine(), args.workers
         specs = [BY_NAME[n] for n in args.scenario] if args.scenario else list(SCENARIOS)
-        results, wall = run_all(specs, args.controller, args.hours, workers)
+        results, wall = run_all(specs, args.controller, args.hours, workers, args.partial)
     policies, sites = {}, {}
     for n in results:
         _, site, _ = load(BY_NAME[n], None)
@@ -564,9 +567,14 @@ COST = {"none": 0.05, "pi": 0.25, "staged": 0.25, "supervisor": 1.0}  # relative
 
 
 def run_all(
-    specs: list[BenchScenario], controllers: list[str] | None, hours: float | None, workers: int
+    specs: list[BenchScenario],
+    controllers: list[str] | None,
+    hours: float | None,
+    workers: int,
+    partial: Path | None = None,
 ) -> tuple[dict[str, dict[str, RunResult]], float]:
-    """Every (scenario, controller) run, on a pool of `workers` processes."""
+    """Every (scenario, controller) run, on a pool of `workers` processes; with `partial`, each
+    result appended to that file as a JSON line as soon as it is in (a long run's insurance)."""
     controllers = controllers or list(CONTROLLERS)
     durations = {s.name: hours or load(s, None)[0].duration / HOUR for s in specs}
     # Longest first (the supervisor is the slowest), so the workers finish together.
@@ -579,6 +587,9 @@ def run_all(
     with Pool(workers) as pool:
         for result in pool.imap_unordered(run_one, jobs):
             results[result.scenario][result.controller] = result
+            if partial is not None:
+                with partial.open("a") as out:
+                    out.write(json.dumps(asdict(result), default=str) + "\n")
             done = sum(len(r) for r in results.values())
             print(
                 f"[{time.perf_counter() - started:6.0f} s] {done}/{len(jobs)} "

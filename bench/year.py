@@ -165,6 +165,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--from-json", type=Path, help="print the tables of an earlier --json")
+    parser.add_argument(
+        "--partial", type=Path, help="append each run's result to this file as it comes in"
+    )
     args = parser.parse_args()
     sites = args.site or list(SITES)
     if args.from_json is not None:
@@ -177,7 +180,7 @@ def main() -> None:
         machine = _machine()
         specs = [day_of(site, month) for site in sites for month in range(1, 13)]
         started = time.perf_counter()
-        results, _ = run_all(specs, list(CONTROLLERS), None, args.workers)
+        results, _ = run_all(specs, list(CONTROLLERS), None, args.workers, args.partial)
         wall = time.perf_counter() - started
     if args.json:
         days = {n: {c: asdict(r) for c, r in runs.items()} for n, runs in results.items()}
