@@ -174,10 +174,13 @@ def select_mode(
     capacity_heat: float,
     shedding: bool,
     previous: Mode = Mode.HEAT,
+    short: bool = False,
 ) -> Mode:
     """Heat-priority sites store while the day's load trend runs close to the caissons' capacity
-    (entered above STORE_SHARE of it, left below STORE_LEAVE): a full tank then holds them at the
-    load, not below it, so they do not stop and restart at the tank's edge."""
+    (entered above STORE_SHARE of it, left below STORE_LEAVE), or while the plant has been short of
+    heat lately (`short`: the backup boiler fired within the day), so that a full tank meets the
+    next peak before the backup boiler does; a full tank then holds them at the load, not below
+    it, so they do not stop and restart at the tank's edge."""
     if not plant_ok:
         return Mode.SAFE
     if shedding:
@@ -185,7 +188,7 @@ def select_mode(
     if limits.policy is Policy.COMPUTE_PRIORITY:
         return Mode.REJECT if tank_full else Mode.STORE
     share = STORE_LEAVE if previous is Mode.STORE else STORE_SHARE
-    if trend >= share * capacity_heat:
+    if short or trend >= share * capacity_heat:
         return Mode.STORE
     return Mode.HEAT
 
@@ -245,12 +248,14 @@ def plan(
     *,
     outlet_setpoint: float | None = None,
     top_needed: float | None = None,
+    short: bool = False,
 ) -> tuple[Plan, DispatchState]:
     """This cycle's mode, IT target and dry cooler, and the state carried to the next (the caps
     come once staging has chosen the running caissons: `share_caps`).
 
     `outlet_setpoint`: the one in force (default the site's); `top_needed`: °C the tank's top must
-    hold for the loads (default 4 K below the outlet setpoint)."""
+    hold for the loads (default 4 K below the outlet setpoint); `short`: the backup boiler has
+    fired lately (the tank is kept full, heat priority)."""
     outlet = limits.outlet_setpoint if outlet_setpoint is None else outlet_setpoint
     tank_ok = any(t is not None for t in plant.tank)
     plant_ok = tank_ok and plant.ret is not None
@@ -301,6 +306,7 @@ def plan(
         capacity_heat=capacity_it * capture,
         shedding=shed is not None,
         previous=state.mode,
+        short=short,
     )
     charging = state.charging
     if mode is Mode.SAFE:
@@ -328,6 +334,11 @@ def plan(
             target = minimum if charging else 0.0
         else:
             charging = True
+        # The tank's top below what the loads need (hot water at risk): one caisson's full power
+        # heats it back in minutes, where its minimum would take most of an hour.
+        top = plant.tank[0]
+        if top is not None and top < needed and candidates:
+            target = max(target, *(c.cap_max for c in candidates))
     if shed is not None:
         target = min(target, shed)
     target = min(target, capacity_it)

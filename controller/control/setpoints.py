@@ -6,7 +6,8 @@ The outlet setpoint (one for the plant: the caissons feed one header) starts fro
 - up to what the tank's top must hold for the loads: the highest supply they need now (the heating
   curve at the outdoor temperature, hot water's anti-legionella minimum, the pool's supply) plus the
   exchanger's approach;
-- up when the return runs hot, so that the caissons keep a rise through them their pumps can carry;
+- up when the return runs hot, so that the caissons keep a rise through them their pumps can carry
+  at full flow with their planned power (and a margin);
 - while the caissons cannot give the site all its heat (the backup boiler fires): to the lowest
   temperature at which they send the most heat to it. A hotter outlet carries more over a hot
   return at full flow, but the chips then allow less power (T_chip = T_water + R·P must stay the
@@ -34,6 +35,7 @@ LOW_MARGIN = 3.0  # K above the band's low end the setpoint stays
 HIGH_MARGIN = 0.5  # K below its high end
 TOP_MARGIN = 0.5  # K above what the tank's top must hold
 MIN_RISE = 5.0  # K: the setpoint stays this far above the caissons' return
+RISE_MARGIN = 1.0  # K above the rise the planned power gives at full flow
 GRID = 0.25  # K: resolution of the shortfall rule's search
 SPEED_HEADROOM = 1.25  # loading units: the pump aims this far above its minimum speed
 MIN_UNIT_RISE = 1.0  # K: the inlet setpoint stays this far below the outlet's
@@ -61,6 +63,11 @@ def chip_power(limits: CaissonLimits, water: float, margin: float) -> float:
     """W a caisson may draw with its water at `water` °C: the chips' limit, at most nominal."""
     room = (limits.throttle - margin - water) / limits.chip_resistance
     return min(max(room, 0.0), limits.nominal_power)
+
+
+def full_flow_rise(limits: CaissonLimits, power: float) -> float:
+    """K the water rises through a caisson drawing `power` W at its pump's full flow."""
+    return limits.heat_capture * power / (VOLUMETRIC_HEAT * limits.max_flow)
 
 
 def carried_power(limits: CaissonLimits, outlet: float, plant_return: float) -> float:
@@ -98,7 +105,8 @@ def outlet_setpoint(inputs: ResetInputs, running: Sequence[tuple[CaissonLimits, 
     if inputs.top_needed is not None:
         target = max(target, inputs.top_needed + TOP_MARGIN)
     if inputs.plant_return is not None:
-        target = max(target, inputs.plant_return + MIN_RISE)
+        rise = max((full_flow_rise(limits, power) for limits, power in running), default=0.0)
+        target = max(target, inputs.plant_return + max(MIN_RISE, rise + RISE_MARGIN))
     chips = min(
         (chip_ceiling(limits, power, inputs.chip_margin) for limits, power in running),
         default=ceiling,

@@ -92,6 +92,7 @@ START_GRACE = 10.0  # s after a start during which low flow is the pump coming u
 MIN_LOAD = 0.2  # share of nominal power: a caisson with a loading unit runs at least this
 JOB_HEADROOM = 1.1  # caps may exceed the jobs' available power by the chips' leakage
 SHORT_HOLD = 1800.0  # s the backup boiler counts as firing after it last fired (the reset)
+STORE_AFTER_BACKUP = 24 * 3600.0  # s a heat-priority plant keeps its tank full after the backup
 PLENTIFUL_SHARE = 0.5  # heat is plentiful below this share of the caissons' capacity
 RESET_PERIOD = 10.0  # s between two resets of the outlet setpoint (the loops ramp it at 1 K/min)
 
@@ -395,6 +396,7 @@ class Supervisor:
             dt,
             outlet_setpoint=self.outlet_setpoint,
             top_needed=self._top_needed(inputs),
+            short=now - self.backup_fired_at < STORE_AFTER_BACKUP,
         )
         the_plan = self._stage(the_plan, inputs, stageable, guards, candidates, now, dt)
         self.last_plan = the_plan

@@ -100,17 +100,44 @@ def test_a_heavy_day_stores_heat_for_the_peaks() -> None:
 
 def test_below_one_caissons_minimum_it_charges_then_rests() -> None:
     assert plant_minimum(THREE) == 12e3  # one caisson at its minimum: the others stand by
-    light = plant(load=8e3, tank=(63.0, 62.0, 60.0, 50.0))
+    light = plant(load=8e3, tank=(64.0, 62.0, 60.0, 50.0))
     charging, state = plan(HEAT, LOADS, DispatchState(), light, THREE, 1.0, top_needed=63.5)
-    assert charging.it_target == pytest.approx(plant_minimum(THREE))  # the top is too cool
+    assert charging.it_target == pytest.approx(plant_minimum(THREE))  # below its reserve
     charged = plant(load=8e3, tank=(65.0, 65.0, 64.0, 57.0), ret=55.0)
-    resting, state = plan(HEAT, LOADS, state, charged, THREE, 1.0)
+    resting, state = plan(HEAT, LOADS, state, charged, THREE, 1.0, top_needed=63.5)
     assert resting.it_target == 0.0
-    still_resting, state = plan(HEAT, LOADS, state, light, THREE, 1.0)
+    still_resting, state = plan(HEAT, LOADS, state, light, THREE, 1.0, top_needed=63.5)
     assert still_resting.it_target == 0.0  # hysteresis: not until the tank runs low
-    low = plant(load=8e3, tank=(59.0, 50.0, 45.0, 42.0))
-    again, _ = plan(HEAT, LOADS, state, low, THREE, 1.0)
+    low = plant(load=8e3, tank=(64.0, 50.0, 45.0, 42.0))
+    again, _ = plan(HEAT, LOADS, state, low, THREE, 1.0, top_needed=63.5)
     assert again.it_target >= plant_minimum(THREE)
+
+
+def test_a_tank_top_too_cool_for_the_loads_is_charged_at_one_caissons_full_power() -> None:
+    """Hot water needs the top at 63.5 °C: one caisson's full power heats it back in minutes
+    (its minimum would take most of an hour, with the backup boiler firing for the showers)."""
+    cool_top = plant(load=8e3, tank=(61.0, 58.0, 52.0, 45.0))
+    result, _ = plan(HEAT, LOADS, DispatchState(), cool_top, THREE, 1.0, top_needed=63.5)
+    assert result.it_target == pytest.approx(20e3)
+    warm_top = plant(load=8e3, tank=(64.0, 58.0, 52.0, 45.0))
+    result, _ = plan(HEAT, LOADS, DispatchState(), warm_top, THREE, 1.0, top_needed=63.5)
+    assert result.it_target < 20e3
+
+
+def test_a_plant_short_of_heat_lately_keeps_its_tank_full() -> None:
+    """Heat priority: after the backup boiler has fired (`short`), STORE, so that a full tank
+    meets the next peak before the backup does; the tank full, the caissons follow the load."""
+    mild = plant(load=20e3)
+    heat, _ = plan(HEAT, LOADS, DispatchState(), mild, THREE, 1.0)
+    assert heat.mode is Mode.HEAT
+    short, _ = plan(HEAT, LOADS, DispatchState(), mild, THREE, 1.0, short=True)
+    assert short.mode is Mode.STORE
+    assert short.it_target > heat.it_target
+    full = plant(load=20e3, tank=(65.0,) * 4, ret=58.5)
+    kept, _ = plan(
+        HEAT, LOADS, DispatchState(mode=Mode.STORE, load=20e3), full, THREE, 1.0, short=True
+    )
+    assert kept.it_target == pytest.approx(20e3 / 0.94, rel=0.01)
 
 
 def test_compute_priority_runs_flat_out_and_rejects_when_the_tank_is_full() -> None:

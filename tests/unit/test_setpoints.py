@@ -17,6 +17,7 @@ from controller.control.setpoints import (
     carried_power,
     chip_ceiling,
     chip_power,
+    full_flow_rise,
     inlet_setpoint,
     outlet_setpoint,
 )
@@ -50,12 +51,20 @@ HALF = [(CABINET, 10e3)] * 3  # three caissons at half power: the chips allow up
         ),
         ({"top_needed": 67.0}, 67.5, "the loads need a hotter tank top"),
         ({"top_needed": 82.0}, 70.0 - HIGH_MARGIN, "never beyond the band"),
-        ({"plant_return": 63.0}, 68.0, "a hot return: keep a rise the pumps can carry"),
+        ({"plant_return": 61.0}, 66.0, "a hot return: keep a rise the pumps can carry"),
         ({"nominal": 62.0}, 63.0, "an engineer's setpoint, within the band's margins"),
     ],
 )
 def test_outlet_reset(change: dict[str, Any], expected: float, why: str) -> None:
     assert outlet_setpoint(replace(BASE, **change), HALF) == pytest.approx(expected), why
+
+
+def test_over_a_warm_return_the_rise_the_planned_power_needs_at_full_flow_is_kept() -> None:
+    three_quarters = [(CABINET, 15e3)] * 3  # 5.14 K at full flow; the chips allow 71.4 degC
+    rise = full_flow_rise(CABINET, 15e3)
+    assert rise == pytest.approx(0.94 * 15e3 / (VOLUMETRIC_HEAT * 40 / 60000))
+    warm = replace(BASE, plant_return=60.0)
+    assert outlet_setpoint(warm, three_quarters) == pytest.approx(60.0 + rise + 1.0)
 
 
 def test_the_chips_cap_the_setpoint_at_the_planned_power() -> None:
