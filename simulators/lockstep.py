@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from controller.config.loader import LoadedSite
 from controller.cycle import Cycle
 from controller.daemon import Daemon
 from controller.fieldbus.field_io import FieldIO
@@ -22,6 +23,10 @@ from controller.systemd import Notifier
 from simulators.devices.plant_server import SimulatedPlant
 
 CONNECT_TIMEOUT = 30.0  # s of wall time for the OPC-UA sessions to come up
+# s of wall time a request may take in lockstep. The plant waits for the controller, so a busy
+# machine's pause (the plant's servers share this process) is not a dead device; the site's 1–2 s
+# guard real time. A device that does not answer still fails, only later.
+LOCKSTEP_IO_TIMEOUT = 10.0
 
 
 def field_overrides(plant: SimulatedPlant) -> tuple[dict[str, tuple[str, int]], dict[str, str]]:
@@ -34,6 +39,15 @@ def field_overrides(plant: SimulatedPlant) -> tuple[dict[str, tuple[str, int]], 
         else:
             addresses[row.device] = (row.host, row.port)
     return addresses, endpoints
+
+
+def with_lockstep_timeouts(site: LoadedSite) -> LoadedSite:
+    """`site` with every device's request timeout at least LOCKSTEP_IO_TIMEOUT."""
+    devices = [
+        d.model_copy(update={"timeout": max(d.timeout, LOCKSTEP_IO_TIMEOUT)})
+        for d in site.config.devices
+    ]
+    return replace(site, config=site.config.model_copy(update={"devices": devices}))
 
 
 @dataclass
@@ -72,7 +86,7 @@ async def lockstep_controller(
         raise ValueError("lockstep needs a plant with speed=None")
     addresses, endpoints = field_overrides(plant)
     daemon = Daemon(
-        plant.site,
+        with_lockstep_timeouts(plant.site),
         read_only=read_only,
         addresses=addresses,
         endpoints=endpoints,

@@ -40,6 +40,7 @@ from controller.config.units import point_unit_factor
 from controller.control import arbiter
 from controller.control.arbiter import Bound, Output, OutputSpec, Proposal, Source, Write
 from controller.control.dispatch import (
+    BACKUP_FIRING,
     Candidate,
     DispatchState,
     Mode,
@@ -378,7 +379,7 @@ class Supervisor:
             and c.mode is ControlMode.AUTO
         ]
         backup = inputs.plant.backup_heat
-        if backup is not None and backup > 0.0:
+        if backup is not None and backup > BACKUP_FIRING:  # not a meter's trim of a few watts
             self.backup_fired_at = now
         if now - self._reset_at >= RESET_PERIOD or self.last_plan is None:
             self.outlet_setpoint, self._reset_at = self._reset(inputs, now), now

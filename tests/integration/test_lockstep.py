@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from controller.config.loader import load_site
+from controller.config.loader import LoadedSite, load_site
 from controller.logs import configure_logging
 from simulators.devices.fault_plan import FaultPlan
 from simulators.devices.plant_server import SimulatedPlant
@@ -34,6 +35,15 @@ async def plant() -> AsyncIterator[SimulatedPlant]:
     await simulated.start()
     yield simulated
     await simulated.stop()
+
+
+def warm_tank(site: LoadedSite, temperature: float) -> LoadedSite:
+    plant = site.config.plant
+    tank = plant.buffer_tank.model_copy(update={"initial_temperature": temperature})
+    config = site.config.model_copy(
+        update={"plant": plant.model_copy(update={"buffer_tank": tank})}
+    )
+    return replace(site, config=config)
 
 
 def writes_received(plant: SimulatedPlant) -> int:
@@ -92,10 +102,13 @@ async def test_the_controller_holds_the_outlets_in_the_band_over_real_sockets(
 
 
 async def test_over_real_sockets_it_stages_a_caisson_down_and_up_and_stays_in_band() -> None:
-    """A mild day (8 °C) wants two caissons of the three the PLCs run at start: the lag one is
-    staged off and its PLC stops its pump; a cold step (−7 K at 20 min) wants all three: it is
-    started again (flow proven, warmed up on its loading unit) and joins the header hot."""
-    site = load_site(SITES / "demo.yaml")
+    """A mild day (8 °C), the tank warm (63 °C, as after a night's run): the three caissons the
+    PLCs run at start top the tank up, then are staged off while it carries the load, and their
+    PLCs stop the pumps; a cold step (−7 K at 20 min) wants all three: they are started again
+    (flow proven, warmed up on their loading units) and join the header hot. (From the sites'
+    cold 55 °C tank the morning's hot water would fire the backup, and a heat-priority plant then
+    keeps its tank full for a day on all three.)"""
+    site = warm_tank(load_site(SITES / "demo.yaml"), 63.0)
     plan = FaultPlan([], [ColdSnap(kind="cold_snap", at="20 min", drop="7 K")])
     weather = ConstantWeather(kind="constant", temperature="8 degC")
     simulated = SimulatedPlant(

@@ -23,13 +23,23 @@ Tamper = Callable[[dict[PointRef, Sample]], None]
 class Loop:
     """The demo plant with a supervisor in the loop, one scan per plant step."""
 
-    def __init__(self, scenario: dict[str, object] | None = None, **control: object) -> None:
+    def __init__(
+        self,
+        scenario: dict[str, object] | None = None,
+        tank_temperature: float | None = None,  # °C at start (default the site's 55 °C)
+        **control: object,
+    ) -> None:
         self.site = load_site(SITES / "demo.yaml")
+        config = self.site.config
         if control:
-            config = self.site.config.model_copy(
-                update={"control": Control.model_validate(control)}
+            config = config.model_copy(update={"control": Control.model_validate(control)})
+        if tank_temperature is not None:
+            tank = config.plant.buffer_tank.model_copy(
+                update={"initial_temperature": tank_temperature}
             )
-            self.site = type(self.site)(self.site.path, config, self.site.maps)
+            plant = config.plant.model_copy(update={"buffer_tank": tank})
+            config = config.model_copy(update={"plant": plant})
+        self.site = type(self.site)(self.site.path, config, self.site.maps)
         self.run = scenario_run(self.site.config, **{"duration": "2 h", **(scenario or {})})
         self.supervisor = Supervisor(self.site)
         self.field = InProcessField(self.run, self.site, self.supervisor.reader.refs)
@@ -191,6 +201,39 @@ def test_a_summer_day_runs_one_caisson_the_others_stand_by() -> None:
     status = loop.supervisor.last_plan
     assert status is not None
     assert len(status.running) == 1
+
+
+def backup_reads(kilowatts: float) -> Tamper:
+    """The plant skid's backup heat meter reads `kilowatts`."""
+
+    def tamper(snapshot: dict[PointRef, Sample]) -> None:
+        ref = PointRef("plant-skid", "backup_heat")
+        snapshot[ref] = Sample.good(kilowatts, snapshot[ref].timestamp)
+
+    return tamper
+
+
+def test_the_backup_boiler_firing_keeps_the_tank_full_but_a_meters_trim_does_not() -> None:
+    """Once the backup boiler has fired, a heat-priority plant stores (keeps its tank full for
+    the next peak); a heat meter's few watts of trim are not a firing and change nothing. (The
+    tank starts warm: from a cold one the morning's hot water fires the backup for real.)"""
+    summer = {
+        "start": "2026-07-15T06:00:00+02:00",
+        "weather": {"kind": "constant", "temperature": "24 degC"},
+    }
+    loop = Loop(scenario={**summer, "duration": "2 h"}, tank_temperature=63.0)
+    loop.step(1800)
+
+    def mode() -> Mode:
+        assert loop.supervisor.last_plan is not None
+        return loop.supervisor.last_plan.mode
+
+    assert mode() is Mode.HEAT
+    loop.step(600, tamper=backup_reads(0.005))
+    assert mode() is Mode.HEAT
+    loop.step(60, tamper=backup_reads(5.0))
+    loop.step(600)
+    assert mode() is Mode.STORE
 
 
 def test_a_caisson_locked_out_by_the_site_file_is_taken_to_remote_and_held_at_zero() -> None:
