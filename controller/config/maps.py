@@ -125,8 +125,8 @@ class PollClass(StrEnum):
     SLOW = "slow"  # every N cycles
 
 
-class Limits(StrictModel):
-    """Engineering limits of a writable point, in the point's unit."""
+class Range(StrictModel):
+    """min < max, in the point's unit."""
 
     min: float
     max: float
@@ -138,19 +138,14 @@ class Limits(StrictModel):
         return self
 
 
-class Expect(StrictModel):
+class Limits(Range):
+    """Engineering limits of a writable point, in the point's unit."""
+
+
+class Expect(Range):
     """The range a healthy plant shows at a readable point, in the point's unit: what
     commissioning (`boilerctl commission`) calls plausible. Distinct from write limits: a reading
     outside it is suspect (a wrong word order, address or scale), not refused."""
-
-    min: float
-    max: float
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.min >= self.max:
-            raise FieldError(f"min ({self.min}) must be below max ({self.max})", ("min",))
-        return self
 
 
 class PointBase(StrictModel):
