@@ -35,6 +35,7 @@ from grafana.panels import (
     PLANT_MODES,
     TEXT,
     Board,
+    bottom_legend,
     color,
     erf_colours,
     neutral,
@@ -377,12 +378,7 @@ def compute_room() -> list[cogbuilder.Builder[model.Panel]]:
         .show_value(common.VisibilityMode.AUTO)
         .orientation(common.VizOrientation.HORIZONTAL)
         .thresholds(neutral())
-        .legend(
-            common_builders.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common.LegendDisplayMode.LIST)
-            .placement(common.LegendPlacement.BOTTOM)
-        )
+        .legend(bottom_legend())
         .with_transformation(
             model.DataTransformerConfig(
                 id_val="filterFieldsByName", options={"exclude": {"pattern": "^Time.*"}}

@@ -199,12 +199,7 @@ def timeseries_panel(
         .fill_opacity(10 if not bars else 80)
         .show_points(common.VisibilityMode.NEVER)
         .span_nulls(False)
-        .legend(
-            common_builders.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common.LegendDisplayMode.LIST)
-            .placement(common.LegendPlacement.BOTTOM)
-        )
+        .legend(bottom_legend())
         .tooltip(
             common_builders.VizTooltipOptions()
             .mode(common.TooltipDisplayMode.MULTI)
@@ -355,12 +350,17 @@ def state_panel(
         .row_height(0.9)
         .fill_opacity(70)
         .line_width(0)
-        .legend(
-            common_builders.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common.LegendDisplayMode.LIST)
-            .placement(common.LegendPlacement.BOTTOM)
-        )
+        .legend(bottom_legend())
+    )
+
+
+def bottom_legend() -> common_builders.VizLegendOptions:
+    """The legend as a list under the panel."""
+    return (
+        common_builders.VizLegendOptions()
+        .show_legend(True)
+        .display_mode(common.LegendDisplayMode.LIST)
+        .placement(common.LegendPlacement.BOTTOM)
     )
 
 
