@@ -17,13 +17,12 @@ import structlog
 
 from controller.capacity import Capacity, Conditions, SiteModel, capacity, parse_forecast, tank_room
 from controller.config.loader import LoadedSite
-from controller.control.dispatch import measured_load
+from controller.control.dispatch import LOAD_FILTER, first_order, measured_load
 from controller.control.inputs import Inputs
 from controller.control.supervisor import CaissonStatus
 
 log = structlog.get_logger(__name__)
 
-LOAD_SMOOTHING: Final = 300.0  # s: the measured demand's time constant
 OUTDOOR_SMOOTHING: Final = 900.0  # s: the outdoor temperature's (the persistence forecast)
 # A caisson with one of these interlocks cannot compute until someone acts (a standby or a
 # low flow passes by itself): it is left out of the capacity.
@@ -54,7 +53,7 @@ class CapacityFeed:
     def observe(self, inputs: Inputs, dt: float) -> None:
         """Each scan: smooth the measured demand and outdoor temperature (dt: seconds since the
         last scan, in plant time)."""
-        self._load = _smooth(self._load, measured_load(inputs.plant), dt, LOAD_SMOOTHING)
+        self._load = _smooth(self._load, measured_load(inputs.plant), dt, LOAD_FILTER)
         self._outdoor = _smooth(self._outdoor, inputs.plant.outdoor, dt, OUTDOOR_SMOOTHING)
 
     def update(
@@ -136,6 +135,4 @@ def fields(report: Capacity) -> list[tuple[str, float | str | None]]:
 
 def _smooth(previous: float | None, value: float | None, dt: float, tau: float) -> float | None:
     """First-order filter; an unknown value forgets it (the model or the climate stand in)."""
-    if value is None or previous is None:
-        return value
-    return previous + dt / (tau + dt) * (value - previous)
+    return None if value is None else first_order(previous, value, dt, tau)

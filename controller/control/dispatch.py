@@ -146,7 +146,8 @@ def configured_load(loads: Loads, outdoor: float | None) -> float:
     return total
 
 
-def _filter(previous: float | None, value: float, dt: float, time_constant: float) -> float:
+def first_order(previous: float | None, value: float, dt: float, time_constant: float) -> float:
+    """A first-order low-pass step from `previous` towards `value` (its first value as is)."""
     if previous is None:
         return value
     return previous + dt / (time_constant + dt) * (value - previous)
@@ -264,8 +265,8 @@ def plan(
     # The first measurement replaces what the stand-in put in the filters (at start-up the
     # building's meters may answer a few scans after the tank's sensors).
     fresh = measured is not None and not state.measured
-    load = _filter(None if fresh else state.load, load_now, dt, LOAD_FILTER)
-    trend = _filter(None if fresh else state.trend, load_now, dt, TREND_FILTER)
+    load = first_order(None if fresh else state.load, load_now, dt, LOAD_FILTER)
+    trend = first_order(None if fresh else state.trend, load_now, dt, TREND_FILTER)
     capacity_it = sum(c.cap_max for c in candidates)
     minimum = plant_minimum(candidates)
     capture = (
