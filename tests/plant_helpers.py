@@ -23,6 +23,13 @@ def site_config(name: str, **updates: Any) -> SiteConfig:
     return config.model_copy(update=updates) if updates else config
 
 
+def with_tank(site: SiteConfig, **updates: Any) -> SiteConfig:
+    """`site` with its buffer tank's fields replaced (e.g. `initial_temperature`)."""
+    plant = site.plant
+    tank = plant.buffer_tank.model_copy(update=updates)
+    return site.model_copy(update={"plant": plant.model_copy(update={"buffer_tank": tank})})
+
+
 def site_copy(directory: Path, extra: str = "", name: str = "demo") -> Path:
     """A bundled site file copied into `directory` (its maps still found), `extra` YAML appended."""
     text = (SITES / f"{name}.yaml").read_text()

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from controller.config.loader import LoadedSite, load_site
+from controller.config.loader import load_site
 from controller.logs import configure_logging
 from simulators.devices.fault_plan import FaultPlan
 from simulators.devices.plant_server import SimulatedPlant
 from simulators.lockstep import lockstep_controller
 from simulators.plant.plc import PlcMode
 from simulators.scenario import ColdSnap, ConstantWeather
-from tests.plant_helpers import SITES
+from tests.plant_helpers import SITES, with_tank
 
 START = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)  # a cold January morning
 WARM_UP = 300  # s: from the tank's 55 °C to the band
@@ -35,15 +35,6 @@ async def plant() -> AsyncIterator[SimulatedPlant]:
     await simulated.start()
     yield simulated
     await simulated.stop()
-
-
-def warm_tank(site: LoadedSite, temperature: float) -> LoadedSite:
-    plant = site.config.plant
-    tank = plant.buffer_tank.model_copy(update={"initial_temperature": temperature})
-    config = site.config.model_copy(
-        update={"plant": plant.model_copy(update={"buffer_tank": tank})}
-    )
-    return replace(site, config=config)
 
 
 def writes_received(plant: SimulatedPlant) -> int:
@@ -108,7 +99,8 @@ async def test_over_real_sockets_it_stages_a_caisson_down_and_up_and_stays_in_ba
     (flow proven, warmed up on their loading units) and join the header hot. (From the sites'
     cold 55 °C tank the morning's hot water would fire the backup, and a heat-priority plant then
     keeps its tank full for a day on all three.)"""
-    site = warm_tank(load_site(SITES / "demo.yaml"), 63.0)
+    demo = load_site(SITES / "demo.yaml")
+    site = replace(demo, config=with_tank(demo.config, initial_temperature=63.0))
     plan = FaultPlan([], [ColdSnap(kind="cold_snap", at="20 min", drop="7 K")])
     weather = ConstantWeather(kind="constant", temperature="8 degC")
     simulated = SimulatedPlant(

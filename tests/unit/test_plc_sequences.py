@@ -16,7 +16,7 @@ from simulators.plant.caissons import Param
 from simulators.plant.model import PlantModel
 from simulators.plant.plc import Interlock, Limit, PlcMode
 from simulators.plant.sensors import FaultKind, Sensor
-from tests.plant_helpers import SITES, RemoteSupervisor, scenario_run, site_config
+from tests.plant_helpers import SITES, RemoteSupervisor, scenario_run, site_config, with_tank
 
 NOMINAL = 20_000.0
 POST_RUN = 60.0  # s, the bundled caisson type's
@@ -25,11 +25,7 @@ FLOW_PROOF = 5.0  # s
 
 def plant(tank_temperature: float = 55.0, hours: float = 2.0) -> PlantModel:
     """The demo plant with a tank so large that the caissons' return stays put."""
-    site = site_config("demo")
-    tank = site.plant.buffer_tank.model_copy(
-        update={"volume": 500.0, "initial_temperature": tank_temperature}
-    )
-    site = site.model_copy(update={"plant": site.plant.model_copy(update={"buffer_tank": tank})})
+    site = with_tank(site_config("demo"), volume=500.0, initial_temperature=tank_temperature)
     return scenario_run(site, duration=f"{hours} h").model
 
 

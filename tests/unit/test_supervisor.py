@@ -15,7 +15,7 @@ from controller.control.supervisor import Supervisor
 from controller.fieldbus.image import PointRef, Reason, Sample
 from simulators.closed_loop import InProcessField
 from simulators.plant.plc import PlcMode
-from tests.plant_helpers import SITES, scenario_run
+from tests.plant_helpers import SITES, scenario_run, with_tank
 
 Tamper = Callable[[dict[PointRef, Sample]], None]
 
@@ -34,11 +34,7 @@ class Loop:
         if control:
             config = config.model_copy(update={"control": Control.model_validate(control)})
         if tank_temperature is not None:
-            tank = config.plant.buffer_tank.model_copy(
-                update={"initial_temperature": tank_temperature}
-            )
-            plant = config.plant.model_copy(update={"buffer_tank": tank})
-            config = config.model_copy(update={"plant": plant})
+            config = with_tank(config, initial_temperature=tank_temperature)
         self.site = type(self.site)(self.site.path, config, self.site.maps)
         self.run = scenario_run(self.site.config, **{"duration": "2 h", **(scenario or {})})
         self.supervisor = Supervisor(self.site)
