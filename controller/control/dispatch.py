@@ -70,6 +70,9 @@ class PlantLimits:
     outlet_setpoint: float  # °C, the site's (nominal; the reset moves the one in force)
     policy: Policy
     tank_reserve: float  # SoC held in HEAT mode
+    # °C of the tank's bottom at which it counts full while a heat-priority plant stores after a
+    # shortfall: deeper than the usual mark, as deep as the caissons' return and the band allow.
+    store_bottom: float
 
 
 @dataclass(frozen=True)
@@ -154,16 +157,14 @@ def first_order(previous: float | None, value: float, dt: float, time_constant: 
 
 
 def tank_is_full(
-    was_full: bool, bottom: float | None, soc: float | None, return_limit: float
+    was_full: bool, bottom: float | None, soc: float | None, full_bottom: float
 ) -> bool:
-    """Full when its bottom nears the return limit or nearly every layer is charged; empty again
+    """Full when its bottom reaches `full_bottom` or nearly every layer is charged; empty again
     only once both have come well back (hysteresis: no mode flapping at the edge)."""
     if was_full:
-        hot = bottom is not None and bottom >= return_limit - FULL_MARGIN - FULL_HYSTERESIS
+        hot = bottom is not None and bottom >= full_bottom - FULL_HYSTERESIS
         return hot or (soc is not None and soc >= FULL_SOC - SOC_HYSTERESIS)
-    return (bottom is not None and bottom >= return_limit - FULL_MARGIN) or (
-        soc is not None and soc >= FULL_SOC
-    )
+    return (bottom is not None and bottom >= full_bottom) or (soc is not None and soc >= FULL_SOC)
 
 
 def select_mode(
@@ -277,7 +278,11 @@ def plan(
     soc = state_of_charge(plant.tank, empty, outlet)
     bottom = next((t for t in reversed(plant.tank) if t is not None), None)
     needed = outlet - 4.0 if top_needed is None else top_needed
-    tank_full = tank_is_full(state.full, bottom, soc, limits.return_limit)
+    # Storing for a shortfall, the tank is charged as deep as the band allows: each kelvin of its
+    # bottom is heat the next peak takes from it instead of from the backup boiler.
+    deep = short and limits.policy is Policy.HEAT_PRIORITY
+    full_bottom = limits.store_bottom if deep else limits.return_limit - FULL_MARGIN
+    tank_full = tank_is_full(state.full, bottom, soc, full_bottom)
     backup_firing = plant.backup_heat is not None and plant.backup_heat > BACKUP_FIRING
     hot = limits.hard_return_limit - HOT_RETURN_MARGIN
     hot_return = plant.ret is not None and plant.ret >= hot

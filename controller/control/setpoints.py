@@ -121,6 +121,13 @@ def outlet_setpoint(inputs: ResetInputs, running: Sequence[tuple[CaissonLimits, 
     return min(max(target, floor), ceiling)
 
 
+def deepest_charge(band_high: float, hard_return_limit: float, margin: float) -> float:
+    """°C the tank's bottom (the caissons' return) may be charged to: the outlet setpoint, at
+    least MIN_RISE above the return, then still within the band's top margin; and `margin` under
+    the hottest return the caissons take."""
+    return min(band_high - HIGH_MARGIN - MIN_RISE, hard_return_limit - margin)
+
+
 def inlet_setpoint(limits: CaissonLimits, outlet_setpoint: float, it_power: float) -> float:
     """°C a loading unit holds the inlet at, so that the pump carries `it_power`'s heat from
     there to `outlet_setpoint` a little above its minimum speed."""

@@ -41,6 +41,7 @@ from controller.control import arbiter
 from controller.control.arbiter import Bound, Output, OutputSpec, Proposal, Source, Write
 from controller.control.dispatch import (
     BACKUP_FIRING,
+    FULL_MARGIN,
     Candidate,
     DispatchState,
     Mode,
@@ -62,6 +63,7 @@ from controller.control.outlet_loop import LoopState, initial_state, loop_step
 from controller.control.setpoints import (
     ResetInputs,
     carried_power,
+    deepest_charge,
     inlet_setpoint,
     outlet_setpoint,
 )
@@ -206,6 +208,9 @@ class Supervisor:
             outlet_setpoint=config.setpoints.outlet,
             policy=config.control.policy,
             tank_reserve=config.control.tank_reserve,
+            store_bottom=deepest_charge(
+                config.setpoints.supply_high, cooler.hard_limit, FULL_MARGIN
+            ),
         )
         self.staging = StagingState()
         self.outlet_setpoint = config.setpoints.outlet  # °C in force (the reset's, unramped)

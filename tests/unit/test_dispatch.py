@@ -29,6 +29,7 @@ HEAT = PlantLimits(
     outlet_setpoint=65.0,
     policy=Policy.HEAT_PRIORITY,
     tank_reserve=0.6,
+    store_bottom=64.5,
 )
 COMPUTE = replace(HEAT, policy=Policy.COMPUTE_PRIORITY)
 LOADS = Loads(space_heating=SpaceHeating.model_validate({"design_load": "110 kW"}))
@@ -138,6 +139,32 @@ def test_a_plant_short_of_heat_lately_keeps_its_tank_full() -> None:
         HEAT, LOADS, DispatchState(mode=Mode.STORE, load=20e3), full, THREE, 1.0, short=True
     )
     assert kept.it_target == pytest.approx(20e3 / 0.94, rel=0.01)
+
+
+def test_a_plant_short_of_heat_lately_charges_its_tank_deeper() -> None:
+    """Usually the tank is full with its bottom 2 K under the dry cooler's 60 °C default; after a
+    shortfall a heat-priority plant charges it on to `store_bottom` (each kelvin of its bottom is
+    heat the next peak takes from it rather than from the backup boiler). Compute priority keeps
+    the usual mark: its full tank is where the dry cooler starts."""
+    warm = plant(load=20e3, tank=(66.0, 65.0, 63.0, 59.0), ret=59.0)
+    state = DispatchState(mode=Mode.STORE, load=20e3)
+    holding, _ = plan(HEAT, LOADS, state, warm, THREE, 1.0, outlet_setpoint=68.0)
+    deeper, deep_state = plan(
+        HEAT, LOADS, state, warm, THREE, 1.0, outlet_setpoint=68.0, short=True
+    )
+    assert holding.it_target <= 20e3 / 0.94 + 1.0  # full: follows the load
+    assert deeper.mode is Mode.STORE
+    assert deeper.it_target > 20e3 / 0.94 + 1e3  # not full yet: charges on
+    assert not deep_state.full
+    deep = plant(load=20e3, tank=(69.0, 68.5, 67.0, HEAT.store_bottom), ret=HEAT.store_bottom)
+    full, full_state = plan(HEAT, LOADS, state, deep, THREE, 1.0, outlet_setpoint=69.5, short=True)
+    assert full_state.full
+    assert full.it_target == pytest.approx(20e3 / 0.94, rel=0.01)
+    rejecting, compute_state = plan(
+        COMPUTE, LOADS, DispatchState(mode=Mode.STORE), warm, THREE, 1.0, short=True
+    )
+    assert compute_state.full
+    assert rejecting.mode is Mode.REJECT
 
 
 def test_compute_priority_runs_flat_out_and_rejects_when_the_tank_is_full() -> None:

@@ -17,6 +17,7 @@ from controller.control.setpoints import (
     carried_power,
     chip_ceiling,
     chip_power,
+    deepest_charge,
     full_flow_rise,
     inlet_setpoint,
     outlet_setpoint,
@@ -116,3 +117,17 @@ def test_the_inlet_setpoint_lets_the_pump_run_near_its_minimum(
     power: float, expected_rise: float
 ) -> None:
     assert inlet_setpoint(CABINET, 65.0, power) == pytest.approx(65.0 - expected_rise)
+
+
+@pytest.mark.parametrize(
+    ("band_high", "hard_limit", "deepest"),
+    [
+        (70.0, 67.0, 64.5),  # the band: the outlet, 5 K over the return, stays under 69.5 °C
+        (70.0, 63.0, 61.0),  # caissons that take a return of 63 °C at most: 2 K under it
+        (75.0, 67.0, 65.0),
+    ],
+)
+def test_the_tank_is_charged_as_deep_as_the_band_and_the_caissons_return_allow(
+    band_high: float, hard_limit: float, deepest: float
+) -> None:
+    assert deepest_charge(band_high, hard_limit, margin=2.0) == pytest.approx(deepest)
