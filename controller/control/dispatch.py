@@ -10,8 +10,9 @@ Modes:
 - HEAT (heat-priority sites): compute follows heat: IT power = load / η, plus what brings the tank
   back to its reserve SoC within half an hour.
 - STORE: charge the tank to its limit (compute-priority sites whenever it is not full; heat-priority
-  sites when the day's load runs close to the caissons' capacity, so that the tank covers peaks
-  instead of the backup boiler).
+  sites when the day's load runs close to the caissons' capacity, or its peak within the last day
+  did, so that the tank covers peaks instead of the backup boiler; their tank is then charged as
+  deep as the band allows).
 - REJECT (compute-priority sites with a full tank): compute flat out, the dry cooler takes the
   surplus before the plant PLC's own thermostat has to.
 - SHED: the heat cannot go anywhere (the caissons' return nearing the hottest they take at full
@@ -33,6 +34,7 @@ from enum import StrEnum
 
 from controller.config.site import Loads, Policy
 from controller.control.inputs import PlantInputs
+from controller.control.peak import PeakMemory
 from controller.heating_curve import space_heating_ratio, warehouse_ratio
 from controller.water import VOLUMETRIC_HEAT
 
@@ -41,6 +43,9 @@ TREND_FILTER = 4 * 3600.0  # s: the day's load trend (STORE on heat-priority sit
 CHARGE_TIME = 1800.0  # s: a SoC error is made good over this
 STORE_SHARE = 0.7  # heat-priority: store when the trend exceeds this share of capacity
 STORE_LEAVE = 0.6  # ...until it falls below this share
+# ...or when the last day's peak load exceeded this share of what the caissons give at a peak
+# (the rest is their response: staging a caisson up takes minutes, the tank covers them)
+PEAK_SHARE = 0.9
 FULL_MARGIN = 2.0  # K: the tank is full when its bottom is this close to the return limit
 FULL_SOC = 0.97  # ...or its state of charge this high
 FULL_HYSTERESIS = 3.0  # K its bottom must cool by, and
@@ -85,6 +90,9 @@ class DispatchState:
     cooler: float = 0.0  # the dry cooler's valve and fan command
     charging: bool = True  # below the plant minimum: charging the tank, or letting it discharge
     full: bool = False  # the tank counts as full (with hysteresis)
+    peaks: PeakMemory = field(
+        default_factory=PeakMemory
+    )  # the filtered load's peak over the last day
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,9 @@ class Candidate:
     minimum: float  # W: its minimum load when running
     heat_capture: float
     outlet: float | None = None  # °C
+    # W it can give at a peak, when the building's return comes back cool: cap_max without the
+    # bound of what its pump carries over the return now (None: cap_max)
+    peak_power: float | None = None
 
 
 @dataclass(frozen=True)
@@ -179,10 +190,10 @@ def select_mode(
     short: bool = False,
 ) -> Mode:
     """Heat-priority sites store while the day's load trend runs close to the caissons' capacity
-    (entered above STORE_SHARE of it, left below STORE_LEAVE), or while the plant has been short of
-    heat lately (`short`: the backup boiler fired within the day), so that a full tank meets the
-    next peak before the backup boiler does; a full tank then holds them at the load, not below
-    it, so they do not stop and restart at the tank's edge."""
+    (entered above STORE_SHARE of it, left below STORE_LEAVE), or while a peak is due (`short`:
+    the backup boiler fired, or the load came near the caissons' capacity, within the day), so
+    that a full tank meets the next peak before the backup boiler does; a full tank then holds
+    them at the load, not below it, so they do not stop and restart at the tank's edge."""
     if not plant_ok:
         return Mode.SAFE
     if shedding:
@@ -257,7 +268,7 @@ def plan(
 
     `outlet_setpoint`: the one in force (default the site's); `top_needed`: °C the tank's top must
     hold for the loads (default 4 K below the outlet setpoint); `short`: the backup boiler has
-    fired lately (the tank is kept full, heat priority)."""
+    fired lately (the tank is kept full, heat priority, as after a peak near capacity)."""
     outlet = limits.outlet_setpoint if outlet_setpoint is None else outlet_setpoint
     tank_ok = any(t is not None for t in plant.tank)
     plant_ok = tank_ok and plant.ret is not None
@@ -278,11 +289,12 @@ def plan(
     soc = state_of_charge(plant.tank, empty, outlet)
     bottom = next((t for t in reversed(plant.tank) if t is not None), None)
     needed = outlet - 4.0 if top_needed is None else top_needed
-    # Storing for a shortfall, the tank is charged as deep as the band allows: each kelvin of its
-    # bottom is heat the next peak takes from it instead of from the backup boiler.
-    deep = short and limits.policy is Policy.HEAT_PRIORITY
-    full_bottom = limits.store_bottom if deep else limits.return_limit - FULL_MARGIN
-    tank_full = tank_is_full(state.full, bottom, soc, full_bottom)
+    tank_full = tank_is_full(state.full, bottom, soc, limits.return_limit - FULL_MARGIN)
+    peaks = state.peaks.updated(load, dt)
+    peak_heat = sum(
+        c.heat_capture * (c.cap_max if c.peak_power is None else c.peak_power) for c in candidates
+    )
+    peak_due = peak_heat > 0.0 and peaks.peak >= PEAK_SHARE * peak_heat
     backup_firing = plant.backup_heat is not None and plant.backup_heat > BACKUP_FIRING
     hot = limits.hard_return_limit - HOT_RETURN_MARGIN
     hot_return = plant.ret is not None and plant.ret >= hot
@@ -309,11 +321,15 @@ def plan(
         plant_ok=plant_ok,
         tank_full=tank_full,
         trend=trend,
-        capacity_heat=capacity_it * capture,
+        capacity_heat=peak_heat,
         shedding=shed is not None,
         previous=state.mode,
-        short=short,
+        short=short or peak_due,
     )
+    if mode is Mode.STORE and limits.policy is Policy.HEAT_PRIORITY:
+        # Storing for a peak, the tank is charged as deep as the band allows: each kelvin of its
+        # bottom is heat the peak takes from it instead of from the backup boiler.
+        tank_full = tank_is_full(state.full, bottom, soc, limits.store_bottom)
     charging = state.charging
     if mode is Mode.SAFE:
         target = 0.0
@@ -361,6 +377,7 @@ def plan(
         charging=charging,
         cooler=cooler,
         full=tank_full,
+        peaks=peaks,
     )
     the_plan = Plan(mode, target, {}, cooler, soc, load, backup_firing, outlet)
     return the_plan, new_state

@@ -530,6 +530,7 @@ class Supervisor:
         cap_max = g.cap_max
         if i.available_power is not None:
             cap_max = min(cap_max, i.available_power * JOB_HEADROOM)
+        peak_power = cap_max
         plant_return = inputs.plant.ret
         if plant_return is not None:  # what its pump can carry to the outlet setpoint
             cap_max = min(cap_max, carried_power(limits, self.outlet_setpoint, plant_return))
@@ -539,7 +540,7 @@ class Supervisor:
             rise = max(self.outlet_setpoint - plant_return, 0.0)
             flow = limits.min_speed * limits.max_flow
             minimum = VOLUMETRIC_HEAT * flow * rise / limits.heat_capture
-        return Candidate(c.index, cap_max, minimum, limits.heat_capture, i.outlet)
+        return Candidate(c.index, cap_max, minimum, limits.heat_capture, i.outlet, peak_power)
 
     def _stage(
         self,

@@ -20,6 +20,7 @@ from controller.control.dispatch import (
     state_of_charge,
 )
 from controller.control.inputs import PlantInputs
+from controller.control.peak import PeakMemory
 from controller.water import VOLUMETRIC_HEAT
 
 HEAT = PlantLimits(
@@ -165,6 +166,28 @@ def test_a_plant_short_of_heat_lately_charges_its_tank_deeper() -> None:
     )
     assert compute_state.full
     assert rejecting.mode is Mode.REJECT
+
+
+def test_a_peak_near_capacity_within_the_day_keeps_the_tank_charged() -> None:
+    """Yesterday's morning peak came near the caissons' 56 kW: the tank is charged now, in the
+    evening's light load, so that it is full whenever the next one comes. The capacity is what the
+    caissons give at a peak, not what their pumps carry over the warm return of a charged tank
+    (else a charged tank would keep itself charging)."""
+    evening = plant(load=30e3)
+    quiet, _ = plan(HEAT, LOADS, DispatchState(), evening, THREE, 1.0)
+    assert quiet.mode is Mode.HEAT
+    after_peak = DispatchState(peaks=PeakMemory(past=(52e3,) + (30e3,) * 10))
+    due, state = plan(HEAT, LOADS, after_peak, evening, THREE, 1.0)
+    assert due.mode is Mode.STORE
+    assert due.it_target > quiet.it_target
+    assert state.peaks.peak == 52e3
+    warm_return = [Candidate(i, 14.8e3, 12e3, 0.94, peak_power=20e3) for i in range(3)]
+    mild_peak = DispatchState(peaks=PeakMemory(past=(45e3,)))  # over 0.9 × 41.7 kW, not 56 kW
+    held, _ = plan(HEAT, LOADS, mild_peak, evening, warm_return, 1.0)
+    assert held.mode is Mode.HEAT
+    forgotten = DispatchState(peaks=PeakMemory(past=(52e3,) + (30e3,) * 22, elapsed=3599.0))
+    _, state = plan(HEAT, LOADS, forgotten, evening, THREE, 1.0)
+    assert state.peaks.peak < 52e3  # a day later
 
 
 def test_compute_priority_runs_flat_out_and_rejects_when_the_tank_is_full() -> None:
