@@ -57,6 +57,7 @@ COOLER_GAIN = 0.001  # per K·s: integral gain of the dry cooler on the return t
 REFERENCE_RETURN = 40.0  # °C: the SoC's empty level when the building return is unknown
 BACKUP_FIRING = 500.0  # W of backup heat that count as the backup boiler firing
 HOT_RETURN_MARGIN = 1.0  # K below the hard return limit the shed limit starts falling
+SHED_RELEASE = 1.0  # K below that the return must cool for the shed limit to rise again
 
 
 class Mode(StrEnum):
@@ -206,22 +207,32 @@ def select_mode(
     return Mode.HEAT
 
 
+def cooler_aim(mode: Mode, return_limit: float, hot: float) -> float:
+    """°C of return the supervisor's dry cooling holds: REJECT_MARGIN below the plant PLC's own
+    limit, so that its thermostat never has to act; while shedding, only 1 K under the return at
+    which the shed lets go (a heat-priority plant sheds when its charged tank sends the return
+    hot: the tank's heat is the building's later, not the dry cooler's)."""
+    aim = return_limit - REJECT_MARGIN
+    if mode is Mode.SHED:
+        aim = max(aim, hot - SHED_RELEASE - 1.0)
+    return aim
+
+
 def dry_cooler_command(
     mode: Mode,
     plant_return: float | None,
-    return_limit: float,
+    aim: float,
     previous: float,
     dt: float,
     backup_firing: bool = False,
 ) -> float:
     """Valve and fan (0..1), where the policy lets heat be rejected and the backup boiler is not
-    firing: integral action holding the caissons' return REJECT_MARGIN below the plant PLC's own
-    limit, so that its thermostat never has to act. Integral only: the return answers the fan
-    within a scan, and a proportional gain strong enough to matter would make that fast loop
-    ring."""
+    firing: integral action holding the caissons' return at `aim` (`cooler_aim`). Integral only:
+    the return answers the fan within a scan, and a proportional gain strong enough to matter
+    would make that fast loop ring."""
     if mode not in (Mode.REJECT, Mode.SHED) or plant_return is None or backup_firing:
         return 0.0
-    error = plant_return - (return_limit - REJECT_MARGIN)
+    error = plant_return - aim
     return min(max(previous + COOLER_GAIN * error * dt, 0.0), 1.0)
 
 
@@ -298,7 +309,7 @@ def plan(
     backup_firing = plant.backup_heat is not None and plant.backup_heat > BACKUP_FIRING
     hot = limits.hard_return_limit - HOT_RETURN_MARGIN
     hot_return = plant.ret is not None and plant.ret >= hot
-    cool_return = plant.ret is None or plant.ret < hot - 1.0
+    cool_return = plant.ret is None or plant.ret < hot - SHED_RELEASE
 
     # The shed limit: falls while the return is hot and the heat has nowhere to go, rises back
     # when it cools, and lets go once it is above what the plant would ask anyway.
@@ -364,9 +375,8 @@ def plan(
     if shed is not None:
         target = min(target, shed)
     target = min(target, capacity_it)
-    cooler = dry_cooler_command(
-        mode, plant.ret, limits.return_limit, state.cooler, dt, backup_firing=backup_firing
-    )
+    aim = cooler_aim(mode, limits.return_limit, hot)
+    cooler = dry_cooler_command(mode, plant.ret, aim, state.cooler, dt, backup_firing=backup_firing)
     new_state = replace(
         state,
         load=load,

@@ -33,6 +33,9 @@ from controller.water import VOLUMETRIC_HEAT
 
 LOW_MARGIN = 3.0  # K above the band's low end the setpoint stays
 HIGH_MARGIN = 0.5  # K below its high end
+# K below it the outlet stays with the tank charged deep: room for the outlet loops' transients,
+# a sensor's error, a caisson dropping out with the whole tank at the outlet's temperature
+STORE_MARGIN = 1.5
 TOP_MARGIN = 0.5  # K above what the tank's top must hold
 MIN_RISE = 5.0  # K: the setpoint stays this far above the caissons' return
 RISE_MARGIN = 1.0  # K above the rise the planned power gives at full flow
@@ -123,9 +126,9 @@ def outlet_setpoint(inputs: ResetInputs, running: Sequence[tuple[CaissonLimits, 
 
 def deepest_charge(band_high: float, hard_return_limit: float, margin: float) -> float:
     """°C the tank's bottom (the caissons' return) may be charged to: the outlet setpoint, at
-    least MIN_RISE above the return, then still within the band's top margin; and `margin` under
-    the hottest return the caissons take."""
-    return min(band_high - HIGH_MARGIN - MIN_RISE, hard_return_limit - margin)
+    least MIN_RISE above the return, then still STORE_MARGIN under the band's top; and `margin`
+    under the hottest return the caissons take."""
+    return min(band_high - STORE_MARGIN - MIN_RISE, hard_return_limit - margin)
 
 
 def inlet_setpoint(limits: CaissonLimits, outlet_setpoint: float, it_power: float) -> float:

@@ -13,6 +13,7 @@ from controller.control.dispatch import (
     Mode,
     PlantLimits,
     configured_load,
+    cooler_aim,
     dry_cooler_command,
     plan,
     plant_minimum,
@@ -30,7 +31,7 @@ HEAT = PlantLimits(
     outlet_setpoint=65.0,
     policy=Policy.HEAT_PRIORITY,
     tank_reserve=0.6,
-    store_bottom=64.5,
+    store_bottom=63.5,
 )
 COMPUTE = replace(HEAT, policy=Policy.COMPUTE_PRIORITY)
 LOADS = Loads(space_heating=SpaceHeating.model_validate({"design_load": "110 kW"}))
@@ -157,8 +158,8 @@ def test_a_plant_short_of_heat_lately_charges_its_tank_deeper() -> None:
     assert deeper.mode is Mode.STORE
     assert deeper.it_target > 20e3 / 0.94 + 1e3  # not full yet: charges on
     assert not deep_state.full
-    deep = plant(load=20e3, tank=(69.0, 68.5, 67.0, HEAT.store_bottom), ret=HEAT.store_bottom)
-    full, full_state = plan(HEAT, LOADS, state, deep, THREE, 1.0, outlet_setpoint=69.5, short=True)
+    deep = plant(load=20e3, tank=(68.5, 68.0, 66.5, HEAT.store_bottom), ret=HEAT.store_bottom)
+    full, full_state = plan(HEAT, LOADS, state, deep, THREE, 1.0, outlet_setpoint=68.5, short=True)
     assert full_state.full
     assert full.it_target == pytest.approx(20e3 / 0.94, rel=0.01)
     rejecting, compute_state = plan(
@@ -290,8 +291,28 @@ def test_lost_plant_measurements_mean_safe_mode() -> None:
 def test_dry_cooler_integral_action(
     mode: Mode, ret: float | None, previous: float, expected: float
 ) -> None:
-    assert dry_cooler_command(mode, ret, 60.0, previous, 1.0) == pytest.approx(expected)
-    assert dry_cooler_command(mode, ret, 60.0, previous, 1.0, backup_firing=True) == 0.0
+    assert dry_cooler_command(mode, ret, 57.0, previous, 1.0) == pytest.approx(expected)
+    assert dry_cooler_command(mode, ret, 57.0, previous, 1.0, backup_firing=True) == 0.0
+
+
+def test_shedding_cools_the_return_only_back_under_where_the_shed_lets_go() -> None:
+    """A charged tank sends a heat-priority plant's return hot (66 °C, 1 K under the caissons'
+    67 °C): the shed cuts compute and the dry cooler helps only down to 64 °C; rejecting keeps
+    the return 3 K under the PLC's 60 °C default."""
+    assert cooler_aim(Mode.REJECT, 60.0, hot=66.0) == 57.0
+    assert cooler_aim(Mode.SHED, 60.0, hot=66.0) == 64.0
+    assert cooler_aim(Mode.SHED, 70.0, hot=66.0) == 67.0  # never warmer than rejecting
+    hot = plant(load=5e3, tank=(68.0,) * 4, ret=66.5)
+    state = DispatchState(mode=Mode.STORE)
+    for _ in range(300):
+        shedding, state = plan(HEAT, LOADS, state, hot, THREE, 1.0)
+    assert shedding.mode is Mode.SHED
+    assert shedding.dry_cooler > 0.0
+    cooled = plant(load=5e3, tank=(68.0,) * 4, ret=63.5)
+    for _ in range(30):
+        after, state = plan(HEAT, LOADS, state, cooled, THREE, 1.0)
+    assert after.mode is Mode.SHED  # the shed limit still rising back
+    assert after.dry_cooler < shedding.dry_cooler  # below its aim: closing
 
 
 def test_the_first_measured_load_replaces_the_stand_in() -> None:

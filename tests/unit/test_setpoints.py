@@ -122,7 +122,7 @@ def test_the_inlet_setpoint_lets_the_pump_run_near_its_minimum(
 @pytest.mark.parametrize(
     ("band_high", "hard_limit", "deepest"),
     [
-        (70.0, 67.0, 64.5),  # the band: the outlet, 5 K over the return, stays under 69.5 °C
+        (70.0, 67.0, 63.5),  # the band: the outlet, 5 K over the return, stays under 68.5 °C
         (70.0, 63.0, 61.0),  # caissons that take a return of 63 °C at most: 2 K under it
         (75.0, 67.0, 65.0),
     ],
