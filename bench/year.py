@@ -11,7 +11,7 @@ Same machinery as bench/closed_loop.py (in-process plant, one controller cycle p
 a pool of --workers processes). Prints two Markdown tables (the year per site and controller, and
 month by month for the supervisor); --json for everything.
 
-    .venv/bin/python bench/year.py [--site demo ...] [--workers 2] [--json]
+    .venv/bin/python bench/year.py [--site demo ...] [--controller staged|supervisor] [--json]
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ def tables(results: dict[str, dict[str, RunResult]], sites: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site", action="append", choices=SITES)
+    parser.add_argument("--controller", action="append", choices=CONTROLLERS)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--from-json", type=Path, help="print the tables of an earlier --json")
@@ -180,7 +181,8 @@ def main() -> None:
         machine = _machine()
         specs = [day_of(site, month) for site in sites for month in range(1, 13)]
         started = time.perf_counter()
-        results, _ = run_all(specs, list(CONTROLLERS), None, args.workers, args.partial)
+        controllers = args.controller or list(CONTROLLERS)
+        results, _ = run_all(specs, controllers, None, args.workers, args.partial)
         wall = time.perf_counter() - started
     if args.json:
         days = {n: {c: asdict(r) for c, r in runs.items()} for n, runs in results.items()}
