@@ -238,19 +238,19 @@ control:
 async def test_a_daemon_restarted_within_the_lease_starts_no_caisson_it_did_not_decide_to(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A July noon, the tank warm from the morning (63 °C), wants one caisson: the first daemon
-    stages the other two off and their PLCs stop the pumps. Killed and restarted within the PLCs'
-    lease, the second daemon takes the plant back as it finds it: the stopped pumps stay stopped
-    (no start it did not ask for), and no PLC falls back to local safe mode. (Staging's delays and
-    the PLCs' post-run time are cut to seconds, and their lease stretched to 30 s, so that this
-    runs in real time. From the sites' cold 55 °C tank the hot-water load would fire the backup
-    and the supervisor would rightly charge the tank on all three first.)"""
+    """A July noon, the tank charged from the morning (65 °C), wants little or no caisson: the
+    first daemon stages caissons off and their PLCs stop the pumps. Killed and restarted within the
+    PLCs' lease, the second daemon takes the plant back as it finds it: the stopped pumps stay
+    stopped (no start it did not ask for), and no PLC falls back to local safe mode. (Staging's
+    delays and the PLCs' post-run time are cut to seconds, and their lease stretched to 30 s, so
+    that this runs in real time. With the tank's top under the 63.5 °C hot water needs, the backup
+    boiler tops the supply up, and the supervisor would rightly charge the tank on all three.)"""
     text = (SITES / "demo.yaml").read_text()
     text = text.replace(
         "      lease_timeout: 10 s\n", "      lease_timeout: 30 s\n      post_run: 5 s\n"
     )
     assert "initial_temperature: 55 degC" in text
-    text = text.replace("initial_temperature: 55 degC", "initial_temperature: 63 degC")
+    text = text.replace("initial_temperature: 55 degC", "initial_temperature: 65 degC")
     copy = site_copy(tmp_path, QUICK_STAGING)
     copy.write_text(
         text.replace("maps_dir: ../plc_maps", f"maps_dir: {SITES.parent / 'plc_maps'}")
@@ -274,11 +274,11 @@ async def test_a_daemon_restarted_within_the_lease_starts_no_caisson_it_did_not_
     try:
         first = await start_daemon(plant, log, copy)
 
-        def two_stopped() -> bool:  # standing by, and their drives run down
+        def some_stopped() -> bool:  # standing by, and their drives run down
             standby = model.plcs.standby
-            return int(standby.sum()) == 2 and bool(np.all(model.pump_speed[standby] == 0.0))
+            return bool(standby.any()) and bool(np.all(model.pump_speed[standby] == 0.0))
 
-        await until(two_stopped, "two caissons stand by, their pumps stopped")
+        await until(some_stopped, "caissons stand by, their pumps stopped")
         stopped = set(np.flatnonzero(model.plcs.standby))
         first.kill()
         await first.wait()
