@@ -76,8 +76,8 @@ class PlantLimits:
     outlet_setpoint: float  # °C, the site's (nominal; the reset moves the one in force)
     policy: Policy
     tank_reserve: float  # SoC held in HEAT mode
-    # °C of the tank's bottom at which it counts full while a heat-priority plant stores after a
-    # shortfall: deeper than the usual mark, as deep as the caissons' return and the band allow.
+    # °C of the tank's bottom at which it counts full while a heat-priority plant stores for a
+    # peak: deeper than the usual mark, as deep as the caissons' return and the band allow.
     store_bottom: float
 
 
@@ -91,9 +91,8 @@ class DispatchState:
     cooler: float = 0.0  # the dry cooler's valve and fan command
     charging: bool = True  # below the plant minimum: charging the tank, or letting it discharge
     full: bool = False  # the tank counts as full (with hysteresis)
-    peaks: PeakMemory = field(
-        default_factory=PeakMemory
-    )  # the filtered load's peak over the last day
+    # the filtered load's peak over the last day
+    peaks: PeakMemory = field(default_factory=PeakMemory)
 
 
 @dataclass(frozen=True)
