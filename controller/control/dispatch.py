@@ -120,6 +120,7 @@ class Plan:
     backup_firing: bool = False
     outlet_setpoint: float | None = None  # °C in force (the reset's)
     running: frozenset[int] = frozenset()  # the caissons staged on
+    peak_due: bool = False  # a peak is due within the day (or the backup boiler fired lately)
 
 
 def state_of_charge(tank: Sequence[float | None], empty: float, full: float) -> float | None:
@@ -388,5 +389,7 @@ def plan(
         full=tank_full,
         peaks=peaks,
     )
-    the_plan = Plan(mode, target, {}, cooler, soc, load, backup_firing, outlet)
+    the_plan = Plan(
+        mode, target, {}, cooler, soc, load, backup_firing, outlet, peak_due=short or peak_due
+    )
     return the_plan, new_state

@@ -14,6 +14,9 @@ The outlet setpoint (one for the plant: the caissons feed one header) starts fro
   chip margin below throttling); the best is where the two limits cross;
 - down towards the band's low end (a margin above it) when heat is plentiful: cooler chips, less
   leakage power, more margin to throttling;
+- up to what the chips allow at full power when a compute-priority plant stores for a peak the
+  heat it would otherwise reject: its caissons run flat out either way, and each kelvin of the
+  tank is heat the peak takes from it instead of from the backup boiler;
 - never above what the chips allow the running caissons at their planned power, except where the
   shortfall rule above has weighed that, and never within a margin of the band's edges.
 
@@ -42,6 +45,9 @@ RISE_MARGIN = 1.0  # K above the rise the planned power gives at full flow
 GRID = 0.25  # K: resolution of the shortfall rule's search
 SPEED_HEADROOM = 1.25  # loading units: the pump aims this far above its minimum speed
 MIN_UNIT_RISE = 1.0  # K: the inlet setpoint stays this far below the outlet's
+# K under the chips' ceiling at full power a hot store holds: room for the outlet loop's ripple,
+# which would otherwise trim the caps through the chip interlock
+CHIP_HOLD = 0.3
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class ResetInputs:
     short: bool  # the caissons cannot give the site all its heat: the backup fires
     plentiful: bool  # heat to spare: tank charged and the load well within the caissons'
     chip_margin: float  # K between the hottest chip and throttling
+    # a compute-priority plant stores its surplus for a peak: as hot as the chips allow
+    store_hot: bool = False
 
 
 def chip_ceiling(limits: CaissonLimits, power: float, margin: float) -> float:
@@ -105,6 +113,11 @@ def outlet_setpoint(inputs: ResetInputs, running: Sequence[tuple[CaissonLimits, 
     floor = inputs.band_low + LOW_MARGIN
     ceiling = inputs.band_high - HIGH_MARGIN
     target = floor if inputs.plentiful and not inputs.short else inputs.nominal
+    if inputs.store_hot and running:
+        hottest = min(
+            chip_ceiling(limits, limits.nominal_power, inputs.chip_margin) for limits, _ in running
+        )
+        target = max(target, hottest - CHIP_HOLD)
     if inputs.top_needed is not None:
         target = max(target, inputs.top_needed + TOP_MARGIN)
     if inputs.plant_return is not None:

@@ -36,6 +36,7 @@ from controller.config.maps import ModbusPoint, OpcUaPoint
 from controller.config.roles import CaissonSkidPoint as Skid
 from controller.config.roles import ComputeManagerPoint as Compute
 from controller.config.roles import PlantSkidPoint as PlantPoint
+from controller.config.site import Policy
 from controller.config.units import point_unit_factor
 from controller.control import arbiter
 from controller.control.arbiter import Bound, Output, OutputSpec, Proposal, Source, Write
@@ -497,7 +498,7 @@ class Supervisor:
         plant = inputs.plant
         short = now - self.backup_fired_at < SHORT_HOLD
         last = self.last_plan
-        plentiful = False
+        plentiful = store_hot = False
         if last is not None and last.load is not None:
             capacity = sum(
                 c.limits.heat_capture * c.limits.nominal_power
@@ -507,6 +508,11 @@ class Supervisor:
             full = last.soc is not None and last.soc >= self.plant_limits.tank_reserve
             surplus = last.mode in (Mode.REJECT, Mode.SHED)
             plentiful = surplus or (full and last.load < PLENTIFUL_SHARE * capacity)
+            store_hot = (
+                self.plant_limits.policy is Policy.COMPUTE_PRIORITY
+                and last.peak_due
+                and last.mode in (Mode.STORE, Mode.REJECT)
+            )
         running = (
             [(c.limits, last.caps.get(c.index, 0.0)) for c in self._caissons if c.running]
             if last is not None
@@ -522,6 +528,7 @@ class Supervisor:
             short=short,
             plentiful=plentiful,
             chip_margin=self.site.config.control.chip_margin,
+            store_hot=store_hot,
         )
         return outlet_setpoint(reset, running)
 

@@ -202,6 +202,24 @@ def test_compute_priority_runs_flat_out_and_rejects_when_the_tank_is_full() -> N
     assert rejecting.dry_cooler > 0.0  # the return is above the supervisor's aim
 
 
+def test_the_plan_says_when_a_peak_is_due() -> None:
+    """A compute-priority plant rejects its surplus whatever comes; the plan says whether a peak
+    is due (the load came near the caissons' capacity within the day, or the backup fired lately),
+    for the reset to store that surplus hot instead."""
+    full = plant(load=0.0, tank=(65.0,) * 4, ret=58.0)
+    summer, _ = plan(COMPUTE, LOADS, DispatchState(mode=Mode.REJECT), full, THREE, 1.0)
+    assert summer.mode is Mode.REJECT
+    assert not summer.peak_due
+    winter = DispatchState(mode=Mode.REJECT, peaks=PeakMemory(past=(52e3,)))  # 0.9 × 56.4 kW
+    before_peak, _ = plan(COMPUTE, LOADS, winter, full, THREE, 1.0)
+    assert before_peak.mode is Mode.REJECT
+    assert before_peak.peak_due
+    mild = DispatchState(mode=Mode.REJECT, peaks=PeakMemory(past=(48e3,)))
+    assert not plan(COMPUTE, LOADS, mild, full, THREE, 1.0)[0].peak_due
+    after_backup, _ = plan(COMPUTE, LOADS, DispatchState(), full, THREE, 1.0, short=True)
+    assert after_backup.peak_due
+
+
 def test_a_return_the_heat_cannot_leave_sheds_compute() -> None:
     hot = plant(load=10e3, tank=(65.0,) * 4, ret=66.5)  # 0.5 K from the caissons' hard limit
     state = DispatchState(mode=Mode.REJECT)

@@ -447,9 +447,10 @@ def test_the_plant_in_manual_freezes_the_dry_cooler_and_caps_but_not_the_pumps()
     assert all(cap <= 8e3 * JOB_HEADROOM + 1 for cap in plant.plan_caps().values())
     assert (commands.dry_cooler_valve, commands.dry_cooler_fan) == pytest.approx((valve, fan))
     assert commands.backup_enable
-    # Held (the chip-margin interlock, which still acts, may trim them by a few hundred watts).
-    assert list(plant.model.commands.plc_cap) == pytest.approx(caps, rel=0.02)
-    assert list(plant.model.commands.compute_cap) == pytest.approx(caps, rel=0.02)
+    # Held, not cut to the jobs' 8 kW (the chip-margin interlock, which still acts, trims them
+    # by a kilowatt or two as the outlet follows the return the frozen dry cooler lets warm).
+    for held in (plant.model.commands.plc_cap, plant.model.commands.compute_cap):
+        assert all(0.9 * cap <= h <= cap + 1.0 for h, cap in zip(held, caps, strict=True))
     # The servers draw 8 kW under a 20 kW cap: the outlets cooled and every pump slowed.
     assert all(c.it_power is not None and c.it_power < 9e3 for c in plant.status.caissons)
     assert all(plant.model.commands.pump_speed < speeds - 0.2)

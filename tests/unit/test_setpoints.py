@@ -10,6 +10,7 @@ import pytest
 from controller.config.loader import load_site
 from controller.control.interlocks import CaissonLimits
 from controller.control.setpoints import (
+    CHIP_HOLD,
     HIGH_MARGIN,
     LOW_MARGIN,
     ResetInputs,
@@ -74,6 +75,30 @@ def test_the_chips_cap_the_setpoint_at_the_planned_power() -> None:
     ceiling = chip_ceiling(CABINET, 20e3, 3.0)
     assert ceiling == pytest.approx(90.0 - 3.0 - 20e3 * 0.05 / 48)
     assert outlet_setpoint(replace(BASE, top_needed=68.0), full) == pytest.approx(ceiling)
+
+
+def test_a_hot_store_goes_as_hot_as_the_chips_allow_at_full_power() -> None:
+    """A compute-priority plant storing its surplus for a peak: the outlet (so the tank) goes to
+    the chips' ceiling at full power, however little is planned now and however plentiful the
+    heat, a little under it so that the outlet loop's ripple does not trip the chip cap."""
+    ceiling = chip_ceiling(CABINET, CABINET.nominal_power, 3.0)  # 66.2 °C
+    for plentiful in (False, True):
+        hot = replace(BASE, store_hot=True, plentiful=plentiful, plant_return=57.0)
+        assert outlet_setpoint(hot, HALF) == pytest.approx(ceiling - CHIP_HOLD)
+        assert outlet_setpoint(replace(hot, store_hot=False), HALF) < ceiling - 1.0
+    # The hottest the weakest caisson allows (a larger one's chips sit hotter at its full
+    # power), and never below where the rest of the reset would put it.
+    big = replace(CABINET, nominal_power=22e3)
+    hot = replace(BASE, store_hot=True, plentiful=True)
+    assert outlet_setpoint(hot, [(CABINET, 10e3), (big, 10e3)]) == pytest.approx(
+        chip_ceiling(big, 22e3, 3.0) - CHIP_HOLD
+    )
+    hot = replace(BASE, store_hot=True)
+    assert outlet_setpoint(hot, [(CABINET, 10e3), (big, 10e3)]) == pytest.approx(65.0)
+    # Within the band: caissons with cool chips stop at its high margin; none running: nominal.
+    cool = replace(CABINET, chip_resistance=CABINET.chip_resistance / 4)
+    assert outlet_setpoint(hot, [(cool, 10e3)]) == pytest.approx(70.0 - HIGH_MARGIN)
+    assert outlet_setpoint(hot, []) == pytest.approx(65.0)
 
 
 def test_short_of_heat_over_a_hot_return_it_seeks_the_most_heat_the_caissons_can_send() -> None:

@@ -11,6 +11,8 @@ from controller.config.loader import load_site
 from controller.config.site import Control, Policy
 from controller.control.arbiter import Write
 from controller.control.dispatch import Mode
+from controller.control.interlocks import CaissonLimits
+from controller.control.setpoints import CHIP_HOLD, chip_ceiling
 from controller.control.supervisor import Supervisor
 from controller.fieldbus.image import PointRef, Reason, Sample
 from simulators.closed_loop import InProcessField
@@ -234,6 +236,39 @@ def test_the_backup_boiler_firing_keeps_the_tank_full_but_a_meters_trim_does_not
     loop.step(60, tamper=backup_reads(5.0))
     loop.step(600)
     assert mode() is Mode.STORE
+
+
+def test_a_compute_priority_plant_stores_its_surplus_hot_when_a_peak_is_due() -> None:
+    """Compute priority on a summer day: the caissons run flat out, the tank fills, the surplus
+    goes to the dry cooler with the outlet towards the band's low end (cool chips). Once a peak
+    is due (here the backup boiler fired) the outlet, and with it the tank, goes as hot as the
+    chips allow at full power, and the caps stay flat out."""
+    summer = {
+        "start": "2026-07-15T06:00:00+02:00",
+        "weather": {"kind": "constant", "temperature": "24 degC"},
+    }
+    loop = Loop(
+        scenario={**summer, "duration": "2 h"},
+        tank_temperature=63.0,
+        policy=Policy.COMPUTE_PRIORITY.value,
+    )
+    loop.step(1800)
+    plan = loop.supervisor.last_plan
+    assert plan is not None
+    assert plan.mode in (Mode.STORE, Mode.REJECT)
+    assert not plan.peak_due
+    cool = loop.supervisor.outlet_setpoint
+    loop.step(60, tamper=backup_reads(5.0))
+    loop.step(1200)
+    plan = loop.supervisor.last_plan
+    assert plan is not None
+    assert plan.peak_due
+    limits = CaissonLimits.of(loop.site.config.caisson_types["cabinet-20kw"])
+    hottest = chip_ceiling(limits, limits.nominal_power, loop.site.config.control.chip_margin)
+    assert loop.supervisor.outlet_setpoint == pytest.approx(hottest - CHIP_HOLD)
+    assert cool < hottest - CHIP_HOLD - 0.5
+    assert loop.model.water == pytest.approx([hottest - CHIP_HOLD] * 3, abs=0.3)
+    assert all(cap == pytest.approx(20e3) for cap in loop.model.commands.plc_cap)
 
 
 def test_a_caisson_locked_out_by_the_site_file_is_taken_to_remote_and_held_at_zero() -> None:
