@@ -35,6 +35,7 @@ from controller.api.endpoint import (
 from controller.api.operations import Operations
 from controller.api.server import ApiServer, build_app
 from controller.config.loader import LoadedSite
+from controller.control.carryover import decode, encode
 from controller.control.supervisor import ScanResult, Supervisor
 from controller.cycle import Cycle, field_writers
 from controller.fieldbus.field_io import FieldIO
@@ -50,6 +51,9 @@ CONFIG_KEY = "config/digest"
 # Wall seconds after start whose late cycles are start-up (sessions opening, first reads), not
 # overruns: an operator should not read "missed ticks" into every start.
 STARTUP_S = 10.0
+CARRYOVER = "carryover"  # the spool's saved state: run hours and the day's peak
+# Clock seconds between two saves of it (at most this much of the run hours is lost to a kill)
+KEEP_EVERY = 300.0
 
 
 def configuration_digest(files: Sequence[Path]) -> str:
@@ -140,6 +144,7 @@ class Daemon:
         self.operations = Operations(self)
         self.api: ApiServer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._kept_at: float | None = None  # clock s the carryover was last kept
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -153,6 +158,7 @@ class Daemon:
         ApiAddressError (the API's address cannot be bound)."""
         await self.writer.start()
         self.feed.restore()
+        self._take_over()
         try:
             self.journal = Journal(self._journal_path)  # JournalBusyError: a daemon already runs
         except BaseException:
@@ -167,6 +173,7 @@ class Daemon:
         self.operations.restore_settings()
         self.cycle.observers.append(self._alarm_scan)
         self.cycle.observers.append(self._overrides_ended)
+        self.cycle.observers.append(self._keep_carryover)
         try:
             await self._start_api()
             await self.field_io.start()
@@ -198,6 +205,7 @@ class Daemon:
         self.cycle.notifier.close()
         if self.writer.running:
             self.feed.final()
+            self._keep()
             await self.writer.stop()
         if self.journal is not None:
             self.journal.close()
@@ -250,6 +258,34 @@ class Daemon:
         if server is not None:
             remove_address(address_path(self.site, self._environ))
             await server.stop()
+
+    def _take_over(self) -> None:
+        """The run hours and the day's peak an earlier run kept in the spool (carryover.py)."""
+        saved = self.writer.recalled.get(CARRYOVER)
+        if saved is None:
+            return
+        try:
+            carried = decode(saved)
+        except ValueError as error:
+            log.warning("carryover_not_restored", error=str(error))
+            return
+        now = self.feed.wall_clock()
+        self.supervisor.take_over(carried, now)
+        log.info(
+            "carryover_restored",
+            kept_at=carried.at.isoformat(),
+            run_hours={k: round(v / 3600.0, 1) for k, v in carried.run_seconds.items()},
+            day_peak_kw=round(self.supervisor.dispatch.peaks.peak / 1e3, 1),
+        )
+
+    def _keep_carryover(self, snapshot: Mapping[PointRef, Sample], result: ScanResult) -> None:
+        tick = self.time.clock()
+        if self._kept_at is None or tick - self._kept_at >= KEEP_EVERY:
+            self._kept_at = tick
+            self._keep()
+
+    def _keep(self) -> None:
+        self.writer.remember(CARRYOVER, encode(self.supervisor.carryover(self.feed.wall_clock())))
 
     def _overrides_ended(self, snapshot: Mapping[PointRef, Sample], result: ScanResult) -> None:
         """Journal the operators' leases this scan ended (the point went back to automatic)."""

@@ -46,6 +46,7 @@ class CaissonView(Model):
     staged: bool = False  # staging runs it
     pump_standby: bool | None = None  # its PLC has stopped the pump on request
     inlet_setpoint_degc: float | None = None  # commanded to its loading unit
+    run_hours: float | None = None  # staged on, over every run of the controller (rotation)
 
 
 class PlantView(Model):
@@ -57,6 +58,8 @@ class PlantView(Model):
     dry_cooler_pct: float
     outlet_setpoint_degc: float | None = None  # in force (the reset within the band)
     return_limit_degc: float | None = None  # the dry cooler's, asked of the plant PLC
+    day_peak_kw: float | None = None  # the highest load of the last 24 h (the tank is charged
+    # for the next peak while it came near the caissons' capacity)
     # What an operator looks at first: the building's supply against its band, the weather, the
     # tank, and the day's heat so far (the site's local day; None where not measured)
     supply_degc: float | None = None

@@ -160,6 +160,7 @@ class Operations:
                 dry_cooler_pct=result.dry_cooler * 100,
                 outlet_setpoint_degc=result.outlet_setpoint,
                 return_limit_degc=result.return_limit,
+                day_peak_kw=None if result.day_peak is None else result.day_peak / 1e3,
                 **self._plant_figures(snapshot),
             )
         status = m.Status(
@@ -668,6 +669,7 @@ class Operations:
             staged=c.staged,
             pump_standby=c.standby,
             inlet_setpoint_degc=c.inlet_setpoint,
+            run_hours=None if c.run_seconds is None else c.run_seconds / 3600,
         )
 
     def _overrides(self) -> list[m.OverrideView]:

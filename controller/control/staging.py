@@ -19,7 +19,7 @@ delay or a minimum off time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from controller.config.site import Staging as Times
@@ -52,6 +52,8 @@ class StagingState:
     up_since: float | None = None  # the stage-up condition holds since
     down_since: float | None = None  # the stage-down (or idle-stop) condition holds since
     owed: int = 0  # running caissons that dropped out: as many start without delay
+    # run seconds by caisson index an earlier run left (carryover.py), taken at first sight
+    carried: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def stage(
     known = dict(state.units)
     for u in units:
         if u.index not in known:  # first sight: as the PLC runs it, free to switch at once
-            known[u.index] = UnitState(on=u.running, since=float("-inf"))
+            known[u.index] = UnitState(u.running, float("-inf"), state.carried.get(u.index, 0.0))
     ready = {u.index for u in units if u.ready}
     capacity = {u.index: u.capacity for u in units}
     owed = state.owed
@@ -128,5 +130,5 @@ def stage(
         down_since = None
     return Staging(
         frozenset(running),
-        StagingState(known, up_since, down_since, owed),
+        StagingState(known, up_since, down_since, owed, state.carried),
     )

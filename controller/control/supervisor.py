@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from controller.config.loader import LoadedSite
 from controller.config.maps import ModbusPoint, OpcUaPoint
@@ -40,6 +41,7 @@ from controller.config.site import Policy
 from controller.config.units import point_unit_factor
 from controller.control import arbiter
 from controller.control.arbiter import Bound, Output, OutputSpec, Proposal, Source, Write
+from controller.control.carryover import Carryover, aged_peaks
 from controller.control.dispatch import (
     BACKUP_FIRING,
     FULL_MARGIN,
@@ -129,6 +131,7 @@ class CaissonStatus:
     staged: bool = False  # staging runs it (False: it stands by, its pump stopped)
     standby: bool | None = None  # the PLC has stopped its pump on request
     inlet_setpoint: float | None = None  # °C commanded to its loading unit
+    run_seconds: float | None = None  # staged on, all runs together (None: not yet seen)
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ class PlantStatus:
     control_mode: ControlMode = ControlMode.AUTO
     outlet_setpoint: float | None = None  # °C in force (the reset's)
     return_limit: float | None = None  # °C, the dry cooler's limit asked of the plant PLC
+    day_peak: float | None = None  # W: the highest filtered load of the last 24 hours
 
 
 @dataclass(frozen=True)
@@ -344,6 +348,21 @@ class Supervisor:
         """The setpoints in force (SI), by name."""
         limits = self.plant_limits
         return {"outlet": limits.outlet_setpoint, "tank_reserve": limits.tank_reserve}
+
+    def carryover(self, at: datetime) -> Carryover:
+        """What a restarted supervisor takes over (carryover.py), as it stands at `at` (UTC)."""
+        ids = {c.index: c.id for c in self._caissons}
+        run = {ids[i]: seconds for i, seconds in self.staging.carried.items()}
+        run |= {ids[i]: unit.run_seconds for i, unit in self.staging.units.items()}
+        return Carryover(at, run, self.dispatch.peaks)
+
+    def take_over(self, carried: Carryover, now: datetime) -> None:
+        """Before the first scan: an earlier run's run hours and the day's peak, aged to `now`
+        (UTC). Caissons the site file no longer has are left out."""
+        index = {c.id: c.index for c in self._caissons}
+        run = {index[i]: s for i, s in carried.run_seconds.items() if i in index}
+        self.staging = replace(self.staging, carried=run)
+        self.dispatch = replace(self.dispatch, peaks=aged_peaks(carried, now))
 
     def _locked_out(self, c: _Caisson) -> bool:
         """The site file's lockout, or the caisson's or the plant's maintenance mode."""
@@ -820,6 +839,7 @@ class Supervisor:
                     staged=c.index in the_plan.running,
                     standby=i.standby,
                     inlet_setpoint=inlet.commanded if inlet else None,
+                    run_seconds=self._run_seconds(c.index),
                 )
             )
         return PlantStatus(
@@ -832,4 +852,9 @@ class Supervisor:
             control_mode=self.plant_mode,
             outlet_setpoint=self.outlet_setpoint,
             return_limit=self.plant_limits.hard_return_limit,
+            day_peak=self.dispatch.peaks.peak,
         )
+
+    def _run_seconds(self, index: int) -> float | None:
+        unit = self.staging.units.get(index)
+        return unit.run_seconds if unit is not None else self.staging.carried.get(index)

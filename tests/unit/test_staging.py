@@ -168,6 +168,21 @@ def test_a_restarted_controller_keeps_what_the_plcs_run_and_starts_nothing_unask
     assert result.running == {0}  # the standing-by one stays stopped
 
 
+def test_run_hours_carried_over_a_restart_are_taken_at_first_sight() -> None:
+    """A restarted controller keeps what the PLCs run, and the rotation goes on from the run
+    hours the earlier one left (carryover.py), not from zero."""
+    plant = [Unit(0, True, CAPACITY, True), Unit(1, True, CAPACITY, False)]
+    carried = {0: 9 * 3600.0, 1: 2 * 3600.0}
+    result = stage(StagingState(carried=carried), plant, 0.5 * CAPACITY, 0.0, 1.0)
+    assert result.running == {0}
+    assert result.state.units[0] == UnitState(True, float("-inf"), 9 * 3600.0 + 1.0)
+    assert result.state.units[1].run_seconds == 2 * 3600.0
+    # Of two resting caissons the one with fewer carried hours leads.
+    idle = [Unit(0, True, CAPACITY, False), Unit(1, True, CAPACITY, False)]
+    assert stage(StagingState(carried=carried), idle, 10e3, 0.0, 1.0).running == {1}
+    assert stage(StagingState(), idle, 10e3, 0.0, 1.0).running == {0}
+
+
 def test_the_site_files_times_are_the_ones_staging_keeps() -> None:
     quick = Times.model_validate(
         {"up_delay": "10 s", "down_delay": "20 s", "idle_delay": "5 s", "min_run": "30 s"}
