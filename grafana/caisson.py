@@ -12,6 +12,7 @@ from grafana.panels import (
     DEVICE,
     EVERY,
     FLAG,
+    HOURS,
     KELVIN,
     KW,
     LINK_STATES,
@@ -376,6 +377,27 @@ def board() -> Board:
             background=True,
             width=8,
             height=8,
+        ),
+    )
+    board.add(
+        stat_panel(
+            "Run hours",
+            "Hours each caisson has been staged on, over every run of the controller (kept "
+            "across restarts). Staging starts the caisson with the fewest hours and stops the "
+            "one with the most, and a resting caisson 12 h behind a running one takes over "
+            "(the site file's staging.rotate_after): normally the hours stay within about that "
+            "of one another. One far behind: it has been unavailable (interlocks, lockout, a "
+            "lost link); look at its Lease, interlocks and throttling history.",
+            HOURS,
+            [
+                q(
+                    f'SELECT last("run_hours") FROM "caisson_control" {where(CAISSON)} '
+                    'GROUP BY "caisson"',
+                    alias="$tag_caisson",
+                )
+            ],
+            decimals=1,
+            width=24,
         ),
     )
     board.add(

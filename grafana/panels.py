@@ -27,6 +27,7 @@ PERCENT_UNIT = "percentunit"  # 0.0-1.0
 LPM = "flowlpm"  # L/min
 MS = "ms"
 SECONDS = "s"
+HOURS = "h"
 BYTES = "bytes"
 NUMBER = "none"  # a plain number or ratio (ERF, PUE, ERE), given decimals
 COUNT = "short"  # a count (errors, points, writes)

@@ -43,6 +43,7 @@ PLANT_FIELDS = (
     "return_limit_c",  # the dry cooler's, asked of the plant PLC
     "it_power_kw",
     "supply_off_band_k",
+    "day_peak_kw",  # the highest load of the last 24 h (the tank is charged for the next peak)
 )
 CAISSON_FIELDS = (
     "initialised",
@@ -56,6 +57,7 @@ CAISSON_FIELDS = (
     "chip_margin_k",
     "staged",  # staging runs it (else it stands by, its pump stopped)
     "inlet_setpoint_c",  # its loading unit's
+    "run_hours",  # staged on, over every run of the controller: lead and lag rotate on it
 )
 
 
@@ -260,6 +262,7 @@ class Recorder:
             status.return_limit,
             _kilo(it_power),
             off_band(supply, *self._band),
+            _kilo(status.day_peak),
         )
         plant = _present(list(zip(PLANT_FIELDS, plant_values, strict=True)))
         lines = [text for text in [line(self._plant_key, plant, at)] if text]
@@ -276,6 +279,7 @@ class Recorder:
                 self._chip_margin(caisson.id, chip_temps.get(caisson.id)),
                 caisson.staged,
                 caisson.inlet_setpoint,
+                None if caisson.run_seconds is None else caisson.run_seconds / 3600,
             )
             fields = _present(list(zip(CAISSON_FIELDS, values, strict=True)))
             text = line(self._caisson_keys[caisson.id], fields, at)

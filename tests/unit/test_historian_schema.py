@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -311,6 +312,14 @@ def test_alarm_counts(recorder: Recorder) -> None:
         "unack_low=0.0,unacknowledged=2.0,annunciated=3.0,suppressed=1.0,shelved=1.0,"
         f"out_of_service=0.0 {NOW_NS}"
     ]
+
+
+def test_control_lines_carry_the_run_hours_and_the_days_peak(recorder: Recorder) -> None:
+    base = status()
+    ran = replace(base.caissons[0], run_seconds=5400.0)
+    lines = recorder.control(replace(base, caissons=(ran,), day_peak=52_500.0), NOW)
+    assert lines[0].endswith(f",day_peak_kw=52.5 {NOW_NS}")
+    assert lines[1].endswith(f",staged=0.0,run_hours=1.5 {NOW_NS}")
 
 
 def test_control_leaves_unknown_figures_out(recorder: Recorder) -> None:
