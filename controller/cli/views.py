@@ -94,9 +94,12 @@ def caisson_table(status: m.Status, zone: tzinfo, title: str | None = None) -> T
             f"plant {plant.control_mode.value}, mode {plant.mode}, "
             f"tank SoC {number(plant.soc_pct, '.0f')} %, load {number(plant.load_kw, '.1f')} kW, "
             f"IT target {plant.it_target_kw:.1f} kW, dry cooler {plant.dry_cooler_pct:.0f} %, "
-            f"outlet setpoint in force {number(plant.outlet_setpoint_degc, '.1f')} °C, "
-            f"day's peak load {number(plant.day_peak_kw, '.1f')} kW"
+            f"outlet setpoint in force {number(plant.outlet_setpoint_degc, '.1f')} °C"
             f"\nsetpoints: {setpoints}"
+            # what the supervisor carries over a restart: the tank is charged for the next peak
+            # while the day's came near capacity, lead and lag rotate on the run hours
+            f"\nday's peak load {number(plant.day_peak_kw, '.1f')} kW · run hours: "
+            + ", ".join(f"{c.id} {number(c.run_hours, '.1f')}" for c in status.caissons)
         )
     table = Table(
         title=title or f"{status.site} ({status.site_id}) at {local(status.at, zone)}",
@@ -109,7 +112,6 @@ def caisson_table(status: m.Status, zone: tzinfo, title: str | None = None) -> T
     for column in ("outlet °C", "inlet °C", "flow L/min", "pump %", "cap kW", "IT kW", "alarms"):
         table.add_column(column, justify="right")
     table.add_column("running")
-    table.add_column("run h", justify="right")  # staged on, all runs: lead and lag rotate on it
     for c in status.caissons:
         control = c.control_mode.value
         if c.locked_out and c.control_mode.value != "maintenance":
@@ -127,7 +129,6 @@ def caisson_table(status: m.Status, zone: tzinfo, title: str | None = None) -> T
             number(c.it_power_kw, ".1f"),
             str(c.alarms) if c.alarms else "-",
             _running(c),
-            number(c.run_hours, ".1f"),
         )
     return table
 
