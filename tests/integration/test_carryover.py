@@ -91,9 +91,9 @@ async def test_a_restarted_daemon_takes_over_the_run_hours_and_the_days_peak(
             console = Console(record=True, width=240)
             console.print(caisson_table(status, UTC))
             caption = " ".join(console.export_text().split())  # it wraps at the table's width
-            hours = ", ".join(f"{c.id} {c.run_hours:.1f}" for c in status.caissons)
+            shown_hours = ", ".join(f"{c.id} {c.run_hours:.1f}" for c in status.caissons)
             peak = f"{status.plant.day_peak_kw:.1f}"
-            assert f"day's peak load {peak} kW · run hours: {hours}" in caption
+            assert f"day's peak load {peak} kW · run hours: {shown_hours}" in caption
         finally:
             await second.stop()
     finally:
