@@ -55,6 +55,11 @@ class StagingState:
     # run seconds by caisson index an earlier run left (carryover.py), taken at first sight
     carried: Mapping[int, float] = field(default_factory=dict)
 
+    @property
+    def run_seconds(self) -> dict[int, float]:
+        """Each caisson's run seconds over every run: its own once seen, else the carried."""
+        return {**self.carried, **{i: unit.run_seconds for i, unit in self.units.items()}}
+
 
 @dataclass(frozen=True)
 class Staging:

@@ -352,8 +352,7 @@ class Supervisor:
     def carryover(self, at: datetime) -> Carryover:
         """What a restarted supervisor takes over (carryover.py), as it stands at `at` (UTC)."""
         ids = {c.index: c.id for c in self._caissons}
-        run = {ids[i]: seconds for i, seconds in self.staging.carried.items()}
-        run |= {ids[i]: unit.run_seconds for i, unit in self.staging.units.items()}
+        run = {ids[i]: seconds for i, seconds in self.staging.run_seconds.items()}
         return Carryover(at, run, self.dispatch.peaks)
 
     def take_over(self, carried: Carryover, now: datetime) -> None:
@@ -815,6 +814,7 @@ class Supervisor:
 
     def _status(self, inputs: Inputs, the_plan: Plan) -> PlantStatus:
         caissons = []
+        run_seconds = self.staging.run_seconds
         for c in self._caissons:
             i = inputs.caissons[c.index]
             pump = self.memory.get(c.ref(Skid.PUMP_SPEED_CMD))
@@ -839,7 +839,7 @@ class Supervisor:
                     staged=c.index in the_plan.running,
                     standby=i.standby,
                     inlet_setpoint=inlet.commanded if inlet else None,
-                    run_seconds=self._run_seconds(c.index),
+                    run_seconds=run_seconds.get(c.index),
                 )
             )
         return PlantStatus(
@@ -854,7 +854,3 @@ class Supervisor:
             return_limit=self.plant_limits.hard_return_limit,
             day_peak=self.dispatch.peaks.peak,
         )
-
-    def _run_seconds(self, index: int) -> float | None:
-        unit = self.staging.units.get(index)
-        return unit.run_seconds if unit is not None else self.staging.carried.get(index)
