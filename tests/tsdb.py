@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -33,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.ports import LOOPBACK, free_port
+
 INFLUXD: str | None = shutil.which("influxd")
 VICTORIA_METRICS: str | None = shutil.which("victoria-metrics") or shutil.which(
     "victoria-metrics-prod"
@@ -40,19 +41,10 @@ VICTORIA_METRICS: str | None = shutil.which("victoria-metrics") or shutil.which(
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
-LOOPBACK = "127.0.0.1"
 
 
 class ServerError(RuntimeError):
     """A test server failed to start or answered a helper's request with an error."""
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback interface right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

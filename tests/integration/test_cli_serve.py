@@ -21,19 +21,10 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
 from simulators.devices.pki import CLIENT_URI
 from tests.plant_helpers import ROOT
+from tests.ports import free_ports
 
 BOILERCTL = Path(sys.executable).with_name("boilerctl")
 STARTUP_S = 60  # three OPC-UA servers take a few seconds to start on a busy machine
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture
@@ -72,7 +63,10 @@ def read_until(process: subprocess.Popen[str], pattern: str) -> str:
         if re.search(pattern, line):
             return "".join(seen)
     process.kill()
-    raise AssertionError(f"no line matching {pattern!r}; got {seen!r}; stderr {process.stderr}")
+    _, stderr = process.communicate()
+    raise AssertionError(
+        f"no line matching {pattern!r}; got {seen!r}; exit {process.returncode}; stderr {stderr!r}"
+    )
 
 
 def stop_with(process: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str]:

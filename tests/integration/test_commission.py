@@ -11,7 +11,6 @@ what the test reads from the plant.
 from __future__ import annotations
 
 import json
-import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -30,6 +29,7 @@ from simulators.devices.plant_server import SimulatedPlant
 from simulators.lockstep import field_overrides
 from tests.integration.test_daemon import override_args
 from tests.maintenance_helpers import DEMO, Run, boilerctl, clean_environment
+from tests.ports import free_port
 
 START = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
 SITE = load_site(DEMO)
@@ -176,9 +176,7 @@ async def test_the_write_test_writes_back_what_each_point_holds_and_journals_it(
 async def test_a_device_that_cannot_be_reached_is_named_with_the_reason(
     plant: SimulatedPlant, tmp_path: Path
 ) -> None:
-    with closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]  # nothing listens here once closed
+    closed = free_port()  # nothing listens here
     run = await commission(
         plant, tmp_path / "state", "--device", "c2-skid", "--device", "c3-compute",
         "--address", f"c2-skid=127.0.0.1:{closed}",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +26,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.devices.faults import EndpointFaults, UnitFaults
 from simulators.devices.gateway import FAULT_POLL_INTERVAL, ModbusGateway
+from tests.ports import free_port
 
 HOST = "127.0.0.1"
 UNIT_A, UNIT_B = 1, 2
@@ -198,13 +198,6 @@ async def other_gateway(backend: Backend) -> AsyncIterator[ModbusGateway]:
     """Another endpoint on the same backend: endpoint-wide faults must leave it alone."""
     async with running_gateway(backend.port) as started:
         yield started
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 @asynccontextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from controller.fieldbus.opcua_values import to_sample
 from simulators.devices.bindings import DeviceBinding, Value
 from simulators.devices.opcua_server import ComputeManagerServer, ServerSecurity
 from tests.opcua_support import Pair, Plant, demo_plant, make_pair, opcua_map
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = 0.1  # s, fast poll class interval in these tests
@@ -626,9 +626,7 @@ async def test_a_silent_server_is_detected_by_keepalive_and_recovered(
 async def test_an_unreachable_device_goes_from_not_connected_to_comm_lost(
     plant: Plant, running: list[OpcUaDriver]
 ) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listens on it
     device = OpcUaDevice(
         id="c9-compute",
         protocol="opcua",
