@@ -181,7 +181,9 @@ def board() -> Board:
                 "Inlet and outlet water temperatures and the outlet setpoint. Normal: the outlet "
                 "sits on its setpoint inside the band, the inlet 5-15 K below. Outlet far from "
                 "the setpoint for minutes: the outlet loop is saturated (pump at a limit); see "
-                "Pump speed. Gaps: the skid did not answer.",
+                "Pump speed. A dotted 'heat balance' line: the outlet sensor reads frozen and the "
+                "pump follows the outlet the caisson's heat balance gives; check the sensor. "
+                "Gaps: the skid did not answer.",
                 CELSIUS,
                 [
                     q(
@@ -196,8 +198,16 @@ def board() -> Board:
                         "B",
                         alias="$tag_caisson setpoint",
                     ),
+                    q(
+                        f'SELECT mean("outlet_estimate_c") FROM "caisson_control" '
+                        f'{where(CAISSON)} {EVERY}, "caisson" fill(null)',
+                        "C",
+                        alias="$tag_caisson heat balance",
+                    ),
                 ],
-            ).override_by_query("B", override(custom__lineStyle=dashed()))
+            )
+            .override_by_query("B", override(custom__lineStyle=dashed()))
+            .override_by_query("C", override(custom__lineStyle={"dash": [2, 6], "fill": "dot"}))
         ),
         timeseries_panel(
             "Flow",

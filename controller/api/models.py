@@ -47,6 +47,7 @@ class CaissonView(Model):
     pump_standby: bool | None = None  # its PLC has stopped the pump on request
     inlet_setpoint_degc: float | None = None  # commanded to its loading unit
     run_hours: float | None = None  # staged on, over every run of the controller (rotation)
+    outlet_estimated: bool = False  # the sensor reads frozen: outlet_degc is the heat balance's
 
 
 class PlantView(Model):

@@ -670,6 +670,7 @@ class Operations:
             pump_standby=c.standby,
             inlet_setpoint_degc=c.inlet_setpoint,
             run_hours=None if c.run_seconds is None else c.run_seconds / 3600,
+            outlet_estimated=c.outlet_estimated,
         )
 
     def _overrides(self) -> list[m.OverrideView]:

@@ -61,6 +61,11 @@ def _caisson(c: m.CaissonView) -> str | None:
         words = [f"tripped at its PLC ({', '.join(c.plc_trips)}): IT power off"]
     if c.plc_mode == "local safe":
         words.append("PLC in local safe mode: the controller's heartbeat does not reach it")
+    if c.outlet_estimated:
+        words.append(
+            "outlet sensor reads frozen: its pump follows the heat balance's outlet "
+            "(≈ in the table); the PLC's over-temperature trips are blind"
+        )
     if not words:
         return None
     sentence = f"{c.id}: {'; '.join(words)}"

@@ -121,7 +121,7 @@ def caisson_table(status: m.Status, zone: tzinfo, title: str | None = None) -> T
             control,
             c.plc_mode or "?",
             ", ".join(c.interlocks) or "-",
-            number(c.outlet_degc, ".1f"),
+            ("≈" if c.outlet_estimated else "") + number(c.outlet_degc, ".1f"),
             number(c.inlet_degc, ".1f"),
             number(c.flow_l_min, ".1f"),
             number(c.pump_pct, ".0f"),

@@ -63,6 +63,7 @@ from controller.control.operator import (
     override_limits,
 )
 from controller.control.outlet_loop import LoopState, initial_state, loop_step
+from controller.control.outlet_watch import OutletWatch, outlet_in_use, watch_outlet
 from controller.control.setpoints import (
     ResetInputs,
     carried_power,
@@ -132,6 +133,7 @@ class CaissonStatus:
     standby: bool | None = None  # the PLC has stopped its pump on request
     inlet_setpoint: float | None = None  # °C commanded to its loading unit
     run_seconds: float | None = None  # staged on, all runs together (None: not yet seen)
+    outlet_estimated: bool = False  # its sensor reads frozen: `outlet` is the heat balance's
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ class _Caisson:
     joined: bool = False  # a running caisson has reached its outlet setpoint since its start
     staged: bool = False
     standing_by: bool = False  # its PLC's standby bit as last read
+    outlet_watch: OutletWatch = field(default_factory=OutletWatch)
 
     def ref(self, point: str) -> PointRef:
         return PointRef(self.skid, point)
@@ -388,7 +391,7 @@ class Supervisor:
         self._last_now = now
         self.expired = [(r, o) for r, o in self.overrides.items() if o.expires_at <= now]
         self.overrides = {r: o for r, o in self.overrides.items() if o.expires_at > now}
-        inputs = self.reader.read(snapshot)
+        inputs = self._watch_outlets(self.reader.read(snapshot), now, dt)
         pulses: list[Write] = []
         self._initialise(inputs)
         guards = [self._guard(c, inputs.caissons[c.index], now) for c in self._caissons]
@@ -492,6 +495,24 @@ class Supervisor:
             if self._plant_initialised and plant.return_limit_cmd is not None:
                 ref = PointRef(self.site.config.plant.skid, PlantPoint.RETURN_LIMIT_CMD)
                 self.memory = arbiter.assume_sent(self.memory, ref, plant.return_limit_cmd)
+
+    def _watch_outlets(self, inputs: Inputs, now: float, dt: float) -> Inputs:
+        """The inputs with each frozen outlet reading replaced by its heat balance's outlet."""
+        caissons = []
+        for c, i in zip(self._caissons, inputs.caissons, strict=True):
+            c.outlet_watch = watch_outlet(
+                c.limits,
+                c.outlet_watch,
+                outlet=i.outlet,
+                inlet=i.inlet,
+                flow=i.flow,
+                it_power=i.it_power,
+                now=now,
+                dt=dt,
+            )
+            outlet = outlet_in_use(c.outlet_watch, i.outlet)
+            caissons.append(i if outlet == i.outlet else replace(i, outlet=outlet))
+        return replace(inputs, caissons=tuple(caissons))
 
     def _guard(self, c: _Caisson, inputs: CaissonInputs, now: float) -> Guard:
         g = guard(
@@ -840,6 +861,7 @@ class Supervisor:
                     standby=i.standby,
                     inlet_setpoint=inlet.commanded if inlet else None,
                     run_seconds=run_seconds.get(c.index),
+                    outlet_estimated=c.outlet_watch.frozen,
                 )
             )
         return PlantStatus(

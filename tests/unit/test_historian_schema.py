@@ -230,9 +230,9 @@ def test_control_lines(recorder: Recorder) -> None:
         f"load_kw=38.0,dry_cooler_pct=25.0 {NOW_NS}",
         f"caisson_control,caisson=c1,site={SITE} initialised=1.0,running=1.0,plc_mode=1.0,"
         f'interlocks="chip_margin,overtemp_1",interlock_count=2.0,setpoint_c=65.0,'
-        f"pump_speed_cmd_pct=80.0,cap_kw=15.0,staged=0.0 {NOW_NS}",
+        f"pump_speed_cmd_pct=80.0,cap_kw=15.0,staged=0.0,outlet_estimated=0.0 {NOW_NS}",
         f'caisson_control,caisson=c2,site={SITE} initialised=0.0,running=0.0,interlocks="",'
-        f"interlock_count=0.0,staged=0.0 {NOW_NS}",
+        f"interlock_count=0.0,staged=0.0,outlet_estimated=0.0 {NOW_NS}",
     ]
 
 
@@ -319,7 +319,14 @@ def test_control_lines_carry_the_run_hours_and_the_days_peak(recorder: Recorder)
     ran = replace(base.caissons[0], run_seconds=5400.0)
     lines = recorder.control(replace(base, caissons=(ran,), day_peak=52_500.0), NOW)
     assert lines[0].endswith(f",day_peak_kw=52.5 {NOW_NS}")
-    assert lines[1].endswith(f",staged=0.0,run_hours=1.5 {NOW_NS}")
+    assert lines[1].endswith(f",staged=0.0,run_hours=1.5,outlet_estimated=0.0 {NOW_NS}")
+
+
+def test_a_frozen_outlet_sensor_writes_the_heat_balances_outlet(recorder: Recorder) -> None:
+    base = status()
+    estimated = replace(base.caissons[0], outlet=63.4, outlet_estimated=True)
+    lines = recorder.control(replace(base, caissons=(estimated,)), NOW)
+    assert lines[1].endswith(f",outlet_estimated=1.0,outlet_estimate_c=63.4 {NOW_NS}")
 
 
 def test_control_leaves_unknown_figures_out(recorder: Recorder) -> None:

@@ -13,7 +13,7 @@ from controller.control.arbiter import Write
 from controller.control.dispatch import Mode
 from controller.control.interlocks import CaissonLimits
 from controller.control.setpoints import CHIP_HOLD, chip_ceiling
-from controller.control.supervisor import Supervisor
+from controller.control.supervisor import PlantStatus, Supervisor
 from controller.fieldbus.image import PointRef, Reason, Sample
 from simulators.closed_loop import InProcessField
 from simulators.plant.plc import PlcMode
@@ -42,6 +42,7 @@ class Loop:
         self.supervisor = Supervisor(self.site)
         self.field = InProcessField(self.run, self.site, self.supervisor.reader.refs)
         self.writes: list[Write] = []
+        self.status: PlantStatus | None = None
 
     @property
     def model(self):  # type: ignore[no-untyped-def]
@@ -58,6 +59,7 @@ class Loop:
                 self.field.write(write)
                 self.supervisor.confirm(write, self.model.time)
             self.writes += result.writes
+            self.status = result.status
 
 
 def written(writes: list[Write], device: str, point: str) -> list[float]:
@@ -281,3 +283,28 @@ def test_a_caisson_locked_out_by_the_site_file_is_taken_to_remote_and_held_at_ze
     loop.step(120)
     assert loop.model.plcs.standby[2]
     assert loop.model.it_power[:2].sum() > 0  # the others run
+
+
+def test_a_frozen_outlet_sensor_is_replaced_by_the_heat_balance_before_the_loop_winds_up() -> None:
+    """c1's outlet sensor freezes at 40 min, then the outlet setpoint is lowered 4 K: on the
+    frozen reading the loop's integral would run the pump to full speed and the water far below
+    the band. The supervisor finds the reading frozen from the heat balance and holds the true
+    outlet at the new setpoint on the estimate instead."""
+    stuck = {"at": "40 min", "kind": "sensor_stuck", "caisson": "c1", "sensor": "outlet_temp"}
+    loop = Loop(scenario={"events": [stuck]})
+    loop.step(50 * 60)
+    c1 = loop.supervisor._caissons[0]
+    assert not c1.outlet_watch.frozen  # frozen at the true value: nothing to tell yet
+    loop.supervisor.set_setpoint("outlet", loop.supervisor.plant_limits.outlet_setpoint - 4.0)
+    worst = 0.0
+    for _ in range(30 * 60):
+        loop.step()
+        if loop.model.time > 60 * 60:  # after 10 min: the setpoint ramped and the loop settled
+            worst = max(worst, abs(float(loop.model.water[0]) - loop.supervisor.outlet_setpoint))
+    assert c1.outlet_watch.frozen
+    assert worst < 1.5
+    assert loop.status is not None  # the status says so, and shows the estimate
+    shown = loop.status.caissons[0]
+    assert shown.outlet_estimated
+    assert shown.outlet == pytest.approx(float(loop.model.water[0]), abs=1.0)
+    assert not any(c.outlet_estimated for c in loop.status.caissons[1:])

@@ -128,3 +128,11 @@ def test_devices_supply_out_of_band_safe_mode_and_alarms_are_named() -> None:
         "plant in safe mode: its measurements are lost",
         "2 alarms to acknowledge (boilerctl alarms list)",
     ]
+
+
+def test_a_frozen_outlet_sensor_says_what_the_pump_follows_and_what_is_blind() -> None:
+    frozen = caisson("c3", outlet_estimated=True, outlet_degc=63.4)
+    assert what_is_wrong(status([caisson("c1"), frozen])) == [
+        "c3: outlet sensor reads frozen: its pump follows the heat balance's outlet "
+        "(≈ in the table); the PLC's over-temperature trips are blind"
+    ]
