@@ -1,9 +1,10 @@
 """The supervisor: every controller of a site, run in priority order over one snapshot. No I/O.
 
-`scan(snapshot, now)` reads the inputs, runs the interlocks, resets the outlet setpoint, runs the
-plant dispatch, stages the caissons (which run, which stand by with their pumps stopped) and each
-running caisson's outlet loop and loading unit, lets the arbiter pick one value per writable point,
-and returns the writes to send and a status. `confirm()` is told which writes the devices took.
+`scan(snapshot, now)` reads the inputs (a frozen outlet reading replaced by its caisson's heat
+balance, outlet_watch.py), runs the interlocks, resets the outlet setpoint, runs the plant
+dispatch, stages the caissons (which run, which stand by with their pumps stopped) and each running
+caisson's outlet loop and loading unit, lets the arbiter pick one value per writable point, and
+returns the writes to send and a status. `confirm()` is told which writes the devices took.
 The same object runs in the daemon (over the field drivers), in fast in-process simulations and in
 tests: `now` is monotonic seconds from whatever clock the caller has.
 
