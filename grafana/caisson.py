@@ -181,8 +181,10 @@ def board() -> Board:
                 "Inlet and outlet water temperatures and the outlet setpoint. Normal: the outlet "
                 "sits on its setpoint inside the band, the inlet 5-15 K below. Outlet far from "
                 "the setpoint for minutes: the outlet loop is saturated (pump at a limit); see "
-                "Pump speed. A dotted 'heat balance' line: the outlet sensor reads frozen and the "
-                "pump follows the outlet the caisson's heat balance gives; check the sensor. "
+                "Pump speed. Dotted, 'heat balance': the outlet the caisson's heat balance "
+                "gives, on the outlet while its sensor is healthy; where the outlet goes flat and "
+                "the dotted line leaves it, the sensor reads frozen and the pump follows the "
+                "dotted line: check the sensor. "
                 "Gaps: the skid did not answer.",
                 CELSIUS,
                 [

@@ -135,6 +135,7 @@ class CaissonStatus:
     inlet_setpoint: float | None = None  # °C commanded to its loading unit
     run_seconds: float | None = None  # staged on, all runs together (None: not yet seen)
     outlet_estimated: bool = False  # its sensor reads frozen: `outlet` is the heat balance's
+    outlet_estimate: float | None = None  # °C, the heat balance's outlet (None: water standing)
 
 
 @dataclass(frozen=True)
@@ -863,6 +864,7 @@ class Supervisor:
                     inlet_setpoint=inlet.commanded if inlet else None,
                     run_seconds=run_seconds.get(c.index),
                     outlet_estimated=c.outlet_watch.frozen,
+                    outlet_estimate=c.outlet_watch.estimate,
                 )
             )
         return PlantStatus(

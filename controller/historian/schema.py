@@ -59,7 +59,7 @@ CAISSON_FIELDS = (
     "inlet_setpoint_c",  # its loading unit's
     "run_hours",  # staged on, over every run of the controller: lead and lag rotate on it
     "outlet_estimated",  # its outlet sensor reads frozen: the pump follows the heat balance
-    "outlet_estimate_c",  # the heat balance's outlet, while it stands in for the sensor
+    "outlet_estimate_c",  # the heat balance's outlet: on the sensor's while that is healthy
 )
 
 
@@ -283,7 +283,7 @@ class Recorder:
                 caisson.inlet_setpoint,
                 None if caisson.run_seconds is None else caisson.run_seconds / 3600,
                 caisson.outlet_estimated,
-                caisson.outlet if caisson.outlet_estimated else None,
+                caisson.outlet_estimate,
             )
             fields = _present(list(zip(CAISSON_FIELDS, values, strict=True)))
             text = line(self._caisson_keys[caisson.id], fields, at)

@@ -324,7 +324,7 @@ def test_control_lines_carry_the_run_hours_and_the_days_peak(recorder: Recorder)
 
 def test_a_frozen_outlet_sensor_writes_the_heat_balances_outlet(recorder: Recorder) -> None:
     base = status()
-    estimated = replace(base.caissons[0], outlet=63.4, outlet_estimated=True)
+    estimated = replace(base.caissons[0], outlet=63.4, outlet_estimated=True, outlet_estimate=63.4)
     lines = recorder.control(replace(base, caissons=(estimated,)), NOW)
     assert lines[1].endswith(f",outlet_estimated=1.0,outlet_estimate_c=63.4 {NOW_NS}")
 
