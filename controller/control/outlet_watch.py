@@ -50,16 +50,20 @@ class OutletWatch:
         return None if self.model is None else self.model + self.bias
 
 
+def settled_rise(limits: CaissonLimits, flow: float, it_power: float) -> float:
+    """K the water rises through the caisson at rest: η·P_IT / (ρ·c_p·q), for q > 0."""
+    return limits.heat_capture * max(it_power, 0.0) / (VOLUMETRIC_HEAT * flow)
+
+
 def predicted_outlet(
     limits: CaissonLimits, outlet: float, inlet: float, flow: float, it_power: float, dt: float
 ) -> float:
     """The outlet `dt` later by the caisson's heat balance (exact for inputs held over `dt`)."""
-    heat = limits.heat_capture * max(it_power, 0.0)
-    conductance = VOLUMETRIC_HEAT * max(flow, 0.0)  # W/K carried away by the water
-    if conductance <= 0.0:
-        return outlet + heat * dt / limits.capacity
-    settled = inlet + heat / conductance
-    return settled + (outlet - settled) * math.exp(-conductance * dt / limits.capacity)
+    if flow <= 0.0:
+        return outlet + limits.heat_capture * max(it_power, 0.0) * dt / limits.capacity
+    settled = inlet + settled_rise(limits, flow, it_power)
+    decay = math.exp(-VOLUMETRIC_HEAT * flow * dt / limits.capacity)
+    return settled + (outlet - settled) * decay
 
 
 def watch_outlet(
@@ -79,7 +83,7 @@ def watch_outlet(
         return OutletWatch()
     if flow < limits.low_flow:
         return OutletWatch()
-    rise = limits.heat_capture * max(it_power, 0.0) / (VOLUMETRIC_HEAT * flow)
+    rise = settled_rise(limits, flow, it_power)
     if watch.model is None or watch.reading is None:
         return OutletWatch(model=outlet, reading=outlet, since=now, rise=rise)
     model = predicted_outlet(limits, watch.model, inlet, flow, it_power, dt)
